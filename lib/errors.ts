@@ -1,0 +1,80 @@
+// Every error the plugins produce, as @fastify/error constants (DESIGN.md §8).
+// Messages say which header or parameter is wrong and how to fix it; none echoes a customer ID.
+import createError from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
+
+export const FST_CUSTOMER_DATA_METADATA_INVALID = createError<'FST_CUSTOMER_DATA_METADATA_INVALID', 400, [string, string]>(
+  'FST_CUSTOMER_DATA_METADATA_INVALID',
+  'Invalid %s: %s. Send "customer_id=<id>" pairs separated by ";", e.g. "customer_id=my_ID".',
+  400
+)
+export const FST_CUSTOMER_DATA_METADATA_CONFLICT = createError(
+  'FST_CUSTOMER_DATA_METADATA_CONFLICT',
+  'The X-Watson-Metadata header and the x-watson-metadata query parameter name different customer IDs; send one of them, or the same value in both.',
+  400
+)
+export const FST_CUSTOMER_DATA_CUSTOMER_ID_INVALID = createError<'FST_CUSTOMER_DATA_CUSTOMER_ID_INVALID', 400, [string]>(
+  'FST_CUSTOMER_DATA_CUSTOMER_ID_INVALID',
+  'Invalid customer_id query parameter: %s. Send exactly one customer_id, e.g. ?customer_id=my_ID.',
+  400
+)
+export const FST_CUSTOMER_DATA_BAD_REQUEST = createError<'FST_CUSTOMER_DATA_BAD_REQUEST', 400, [string]>(
+  'FST_CUSTOMER_DATA_BAD_REQUEST', '%s', 400
+)
+export const FST_CUSTOMER_DATA_UNAUTHORIZED = createError(
+  'FST_CUSTOMER_DATA_UNAUTHORIZED',
+  'Unauthorized: send the credentials of a service instance (Basic apikey:<key> or Bearer <key>).',
+  401
+)
+export const FST_CUSTOMER_DATA_DELETION_NOT_FOUND = createError(
+  'FST_CUSTOMER_DATA_DELETION_NOT_FOUND',
+  'No deletion with this id exists for this service instance.',
+  404
+)
+export const FST_CUSTOMER_DATA_LEASE_DOOMED = createError(
+  'FST_CUSTOMER_DATA_LEASE_DOOMED',
+  "The customer's data was deleted while this request was storing it, so what it stored has been erased. Repeat the request if the data should be kept.",
+  409
+)
+export const FST_CUSTOMER_DATA_STORE_UNAVAILABLE = createError(
+  'FST_CUSTOMER_DATA_STORE_UNAVAILABLE',
+  'The label store is unavailable, so nothing was stored. Retry later.',
+  503
+)
+export const FST_CUSTOMER_DATA_NO_ERASER = createError<'FST_CUSTOMER_DATA_NO_ERASER', 500, [string]>(
+  'FST_CUSTOMER_DATA_NO_ERASER',
+  'No eraser is registered for kind "%s": add it to the erasers option before labeling resources of that kind.',
+  500
+)
+export const FST_CUSTOMER_DATA_INVALID_OPTION = createError<'FST_CUSTOMER_DATA_INVALID_OPTION', 500, [string]>(
+  'FST_CUSTOMER_DATA_INVALID_OPTION',
+  'Invalid fastify-customer-data option: %s',
+  500
+)
+export const FST_CUSTOMER_DATA_INVALID_RESOURCE = createError<'FST_CUSTOMER_DATA_INVALID_RESOURCE', 500, [string]>(
+  'FST_CUSTOMER_DATA_INVALID_RESOURCE',
+  'Invalid resource to label: %s',
+  500
+)
+export const FST_CUSTOMER_DATA_CLOSED = createError(
+  'FST_CUSTOMER_DATA_CLOSED',
+  'The label store has been closed.',
+  503
+)
+
+/** The Watson error body: `{ code, code_description, error }` (WATSON-WIRE.md, Errors). */
+export interface WatsonErrorBody {
+  code: number
+  code_description: string
+  error: string
+}
+
+const DESCRIPTIONS: Record<number, string> = { 404: 'No Such Resource' }
+
+export function watsonErrorBody (statusCode: number, message: string): WatsonErrorBody {
+  return {
+    code: statusCode,
+    code_description: DESCRIPTIONS[statusCode] ?? STATUS_CODES[statusCode] ?? 'Error',
+    error: message
+  }
+}

@@ -1,0 +1,208 @@
+// The behaviour every LabelStore must have (DESIGN.md §7), as one suite that runs against any
+// adapter: ours and a host's own. Pass a tap Test (or anything with test/equal/same/ok).
+import { randomUUID } from 'node:crypto'
+import type { LabelStore } from './store.js'
+
+export interface ContractTest {
+  test(name: string, fn: (t: ContractTest) => Promise<void>): unknown
+  equal(actual: unknown, expected: unknown, message?: string): unknown
+  same(actual: unknown, expected: unknown, message?: string): unknown
+  ok(value: unknown, message?: string): unknown
+}
+
+const LEASE = 60_000
+
+async function withStore (makeStore: () => Promise<LabelStore>, fn: (store: LabelStore) => Promise<void>): Promise<void> {
+  const store = await makeStore()
+  await store.open()
+  try {
+    await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
+async function labeled (store: LabelStore, instance: string, customers: string[], kind: string, id: string, now = Date.now()): Promise<string> {
+  const leaseId = randomUUID()
+  await store.label([{ leaseId, instance, customers, kind, id, now, expiresAt: now + LEASE }])
+  return leaseId
+}
+
+async function committed (store: LabelStore, instance: string, customers: string[], kind: string, id: string): Promise<void> {
+  const leaseId = await labeled(store, instance, customers, kind, id)
+  const r = await store.commit(leaseId, Date.now())
+  if (r.status !== 'committed') throw new Error('commit of a fresh lease failed: ' + r.status)
+}
+
+/** Drains a deletion the way the engine does; returns what was claimed. */
+async function drain (store: LabelStore, deletionId: string, now = Date.now()): Promise<Array<{ kind: string, id: string }>> {
+  const out = []
+  for (;;) {
+    const batch = await store.claimBatch(deletionId, { owner: 'w', limit: 2, now, claimUntil: now + 10_000 })
+    if (batch.length === 0) return out
+    const erased: Record<string, number> = {}
+    for (const l of batch) erased[l.kind] = (erased[l.kind] ?? 0) + 1
+    await store.completeBatch(deletionId, batch.map((l) => l.key), erased)
+    out.push(...batch.map((l) => ({ kind: l.kind, id: l.id })))
+  }
+}
+
+function sorted (items: Array<{ kind: string, id: string }>): string[] {
+  return items.map((i) => `${i.kind}/${i.id}`).sort()
+}
+
+export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise<LabelStore>): void {
+  t.test('secret is stable and long enough', async (t) => withStore(makeStore, async (store) => {
+    const a = await store.secret()
+    const b = await store.secret()
+    t.ok(Buffer.isBuffer(a) && a.length >= 16, 'secret has at least 16 bytes')
+    t.same(a, b, 'same secret twice')
+  }))
+
+  t.test('labels are pending until committed; export pages in label order', async (t) => withStore(makeStore, async (store) => {
+    const lease = await labeled(store, 'i1', ['c1'], 'audio', 'a0')
+    let page = await store.exportLabels('i1', 'c1', 10, null)
+    t.same(page.items.map((i) => [i.kind, i.id, i.state]), [['audio', 'a0', 'pending']])
+    t.same(await store.commit(lease, Date.now()), { status: 'committed' })
+    for (let n = 1; n < 5; n++) await committed(store, 'i1', ['c1'], 'audio', `a${n}`)
+    const seen: string[] = []
+    let cursor: string | null = null
+    let pages = 0
+    do {
+      page = await store.exportLabels('i1', 'c1', 2, cursor)
+      seen.push(...page.items.map((i) => i.id))
+      t.ok(page.items.every((i) => i.state === 'committed' && typeof i.labeledAt === 'number'))
+      cursor = page.next
+      pages++
+    } while (cursor !== null && pages < 10)
+    t.same(seen, ['a0', 'a1', 'a2', 'a3', 'a4'], 'every label once, oldest first')
+    t.equal(pages, 3)
+  }))
+
+  t.test('relabeling a committed resource keeps one label', async (t) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['c1'], 'word', 'hello')
+    await committed(store, 'i1', ['c1'], 'word', 'hello')
+    const page = await store.exportLabels('i1', 'c1', 10, null)
+    t.equal(page.items.length, 1)
+  }))
+
+  t.test('export and deletion are isolated by instance and customer', async (t) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['c1'], 'audio', 'x')
+    await committed(store, 'i2', ['c1'], 'audio', 'y')
+    await committed(store, 'i1', ['c2'], 'audio', 'z')
+    t.same((await store.exportLabels('i2', 'c1', 10, null)).items.map((i) => i.id), ['y'])
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.same(sorted(await drain(store, deletion.id)), ['audio/x'])
+    t.equal((await store.exportLabels('i2', 'c1', 10, null)).items.length, 1, 'other instance untouched')
+    t.equal((await store.exportLabels('i1', 'c2', 10, null)).items.length, 1, 'other customer untouched')
+    t.equal(await store.getDeletion('i2', deletion.id), null, 'another instance cannot see the deletion')
+  }))
+
+  t.test('a deletion covers committed labels and dooms pending ones', async (t) => withStore(makeStore, async (store) => {
+    const doomNotices: string[] = []
+    const off = store.onDoom((ids) => { doomNotices.push(...ids) })
+    await committed(store, 'i1', ['c1'], 'corpus', 'k1')
+    const live = await labeled(store, 'i1', ['c1', 'c2'], 'audio', 'live')
+    const { deletion, created } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.ok(created)
+    t.equal(deletion.status, 'running')
+    t.equal(deletion.customer, 'c1', 'the record keeps the digest it was given')
+    for (let i = 0; i < 50 && doomNotices.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.same(doomNotices, [live], 'the doomed lease is announced')
+    t.same(await store.renew([live], Date.now() + LEASE), [live], 'renew reports the doomed lease')
+    t.same(sorted(await drain(store, deletion.id)), ['corpus/k1'], 'a doomed label with a live lease waits for its writer')
+    t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'running', 'not complete while a covered label remains')
+    const commit = await store.commit(live, Date.now())
+    t.same(commit, { status: 'doomed', resources: [{ kind: 'audio', id: 'live' }] })
+    t.same(await store.dropLease(live, true), [{ id: deletion.id, instance: 'i1' }])
+    const done = await store.finishDeletion(deletion.id, Date.now())
+    t.equal(done?.status, 'completed')
+    t.same(done?.erased, { corpus: 1, audio: 1 })
+    t.ok(typeof done?.completedAt === 'number')
+    t.equal((await store.exportLabels('i1', 'c2', 10, null)).items.length, 0, 'the shared resource was erased, so its other label went with the lease')
+    t.same(await store.commit(live, Date.now()), { status: 'gone' })
+    off()
+  }))
+
+  t.test('a doomed label whose lease expired is claimed (the reaper path)', async (t) => withStore(makeStore, async (store) => {
+    const now = Date.now()
+    await labeled(store, 'i1', ['c1'], 'job', 'j1', now)
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
+    t.equal((await drain(store, deletion.id, now)).length, 0)
+    t.same(sorted(await drain(store, deletion.id, now + LEASE + 1)), ['job/j1'])
+    t.equal((await store.finishDeletion(deletion.id, now + LEASE + 2))?.status, 'completed')
+  }))
+
+  t.test('claims: batch limit, other workers skip a live claim, the owner re-claims', async (t) => withStore(makeStore, async (store) => {
+    for (let n = 0; n < 5; n++) await committed(store, 'i1', ['c1'], 'audio', `a${n}`)
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    const now = Date.now()
+    const a = await store.claimBatch(deletion.id, { owner: 'A', limit: 3, now, claimUntil: now + 1000 })
+    t.equal(a.length, 3)
+    const b = await store.claimBatch(deletion.id, { owner: 'B', limit: 10, now, claimUntil: now + 1000 })
+    t.equal(b.length, 2, 'B gets only the unclaimed labels')
+    t.same(sorted(await store.claimBatch(deletion.id, { owner: 'A', limit: 3, now, claimUntil: now + 1000 })), sorted(a), 'A retries its own batch')
+    const later = now + 2000
+    t.equal((await store.claimBatch(deletion.id, { owner: 'C', limit: 10, now: later, claimUntil: later + 1000 })).length, 5, 'expired claims are free again')
+  }))
+
+  t.test('an unfinished deletion is joined, and the join covers labels made since', async (t) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['c1'], 'audio', 'a1')
+    const first = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    await committed(store, 'i1', ['c1'], 'audio', 'a2')
+    const second = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.equal(second.created, false)
+    t.equal(second.deletion.id, first.deletion.id)
+    t.same(sorted(await drain(store, first.deletion.id)), ['audio/a1', 'audio/a2'])
+    t.equal((await store.finishDeletion(first.deletion.id, Date.now()))?.status, 'completed')
+    t.same(await store.runningDeletions(10), [])
+    const third = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.equal(third.created, true, 'after completion a new deletion is recorded')
+    t.same(await store.runningDeletions(10), [{ id: third.deletion.id, instance: 'i1' }])
+  }))
+
+  t.test('concurrent identical deletions record one', async (t) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['c1'], 'audio', 'a1')
+    const results = await Promise.all(Array.from({ length: 10 }, () =>
+      store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })))
+    t.equal(new Set(results.map((r) => r.deletion.id)).size, 1, 'one deletion id')
+    t.equal(results.filter((r) => r.created).length, 1, 'created once')
+  }))
+
+  t.test('labels racing a deletion are either covered or not, never lost', async (t) => withStore(makeStore, async (store) => {
+    const n = 40
+    const leases = Array.from({ length: n }, () => randomUUID())
+    const now = Date.now()
+    const labelling = leases.map((leaseId, i) => store.label([{ leaseId, instance: 'i1', customers: ['c1'], kind: 'audio', id: `r${i}`, now, expiresAt: now + LEASE }]))
+    const deleting = store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
+    await Promise.all(labelling)
+    const { deletion } = await deleting
+    const outcomes = await Promise.all(leases.map((l) => store.commit(l, Date.now())))
+    const doomed = outcomes.filter((o) => o.status === 'doomed').length
+    const kept = (await store.exportLabels('i1', 'c1', 1000, null)).items.length
+    t.equal(doomed + kept, n, 'every label is doomed or kept')
+    for (const [i, o] of outcomes.entries()) if (o.status === 'doomed') await store.dropLease(leases[i], true)
+    t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'completed')
+  }))
+
+  t.test('cancel withdraws labels without counting them as erased', async (t) => withStore(makeStore, async (store) => {
+    const lease = await labeled(store, 'i1', ['c1'], 'audio', 'a1')
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.same(await store.dropLease(lease, false), [{ id: deletion.id, instance: 'i1' }])
+    const done = await store.finishDeletion(deletion.id, Date.now())
+    t.equal(done?.status, 'completed')
+    t.same(done?.erased, {})
+    const other = await labeled(store, 'i1', ['c3'], 'audio', 'a2')
+    t.same(await store.dropLease(other, false), [])
+    t.equal((await store.exportLabels('i1', 'c3', 10, null)).items.length, 0)
+  }))
+
+  t.test('renew keeps a lease alive and reports an unknown one', async (t) => withStore(makeStore, async (store) => {
+    const now = Date.now()
+    const lease = await labeled(store, 'i1', ['c1'], 'job', 'j', now)
+    t.same(await store.renew([lease], now + 10 * LEASE), [])
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
+    t.equal((await drain(store, deletion.id, now + 2 * LEASE)).length, 0, 'the renewed lease is still live')
+    t.same(await store.renew(['no-such-lease'], now), ['no-such-lease'])
+  }))
+}

@@ -1,0 +1,133 @@
+// The label store interface (DESIGN.md §6, §7). Every step the deletion protocol needs to be atomic
+// is one call, so an adapter can make it one transaction (SQLite) or one statement batch under row
+// locks (PostgreSQL). Customer IDs reach a store only as HMAC digests (lib/digest.ts).
+
+export type LabelState = 'pending' | 'committed' | 'doomed'
+
+/** One write-ahead label request: the same resource labeled for each customer digest. */
+export interface LabelInput {
+  leaseId: string
+  instance: string
+  customers: readonly string[]
+  kind: string
+  id: string
+  /** Epoch milliseconds. */
+  now: number
+  /** When the lease expires unless renewed (epoch ms). */
+  expiresAt: number
+}
+
+export type CommitResult =
+  | { status: 'committed' }
+  /** A deletion doomed the lease: the writer must erase `resources`, then call dropLease. */
+  | { status: 'doomed', resources: Array<{ kind: string, id: string }> }
+  /** The lease's labels are gone: it was doomed and reaped after it expired. The writer must erase. */
+  | { status: 'gone' }
+
+export type DeletionStatus = 'running' | 'completed'
+
+export interface DeletionRecord {
+  id: string
+  instance: string
+  /** HMAC digest of the customer ID, never the ID itself. */
+  customer: string
+  status: DeletionStatus
+  /** Resources erased so far, per kind. */
+  erased: Record<string, number>
+  createdAt: number
+  completedAt: number | null
+}
+
+export interface DeletionRef {
+  id: string
+  instance: string
+}
+
+export interface ClaimedLabel {
+  /** Store-specific row key, passed back to completeBatch. */
+  key: string
+  kind: string
+  id: string
+}
+
+export interface ExportedLabel {
+  kind: string
+  id: string
+  labeledAt: number
+  state: LabelState
+}
+
+export interface ExportPage {
+  items: ExportedLabel[]
+  /** Opaque cursor for the next page, or null on the last page. */
+  next: string | null
+}
+
+export interface RequestDeletionInput {
+  /** The id a new deletion gets; ignored when an unfinished one is joined. */
+  id: string
+  instance: string
+  customer: string
+  now: number
+}
+
+export interface ClaimOptions {
+  /** Identifies the worker; its own unexpired claims are returned to it again (retries). */
+  owner: string
+  limit: number
+  now: number
+  claimUntil: number
+}
+
+export interface LabelStore {
+  /** Creates or migrates the schema. Called once before any other method. */
+  open(): Promise<void>
+  close(): Promise<void>
+  /** The installation secret that keys customer digests; created and persisted on first call. */
+  secret(): Promise<Buffer>
+
+  /** Durably records pending labels (write-ahead). Resolves only when they survive a crash. */
+  label(labels: readonly LabelInput[]): Promise<void>
+  /** Extends the leases; returns those of them that are doomed or gone. */
+  renew(leaseIds: readonly string[], expiresAt: number): Promise<string[]>
+  /** Ends a lease: its labels become committed unless a deletion doomed it. */
+  commit(leaseId: string, now: number): Promise<CommitResult>
+  /**
+   * Removes every label of the lease. With `erased`, its doomed labels count as erased in the
+   * deletions that doomed them. Returns those deletions, so they can be driven to completion.
+   */
+  dropLease(leaseId: string, erased: boolean): Promise<DeletionRef[]>
+
+  /**
+   * In one transaction: join the unfinished deletion of (instance, customer) or record a new one,
+   * cover every uncovered label of (instance, customer), doom the pending ones, and notify every
+   * process holding a doomed lease (onDoom).
+   */
+  requestDeletion(input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }>
+  /**
+   * Claims up to `limit` covered labels that are ready to erase: committed ones, and doomed ones
+   * whose lease expired. Labels claimed by another live worker are skipped.
+   */
+  claimBatch(deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]>
+  /** Atomically removes the batch's labels and adds `erased` to the deletion's counts. */
+  completeBatch(deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void>
+  /** Marks the deletion completed if no covered label remains; returns its record. */
+  finishDeletion(deletionId: string, now: number): Promise<DeletionRecord | null>
+  getDeletion(instance: string, deletionId: string): Promise<DeletionRecord | null>
+  /** Unfinished deletions, oldest first. */
+  runningDeletions(limit: number): Promise<DeletionRef[]>
+
+  /** The uncovered labels of (instance, customer), oldest first, one page. */
+  exportLabels(instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage>
+
+  /** Subscribes to doom notices: the lease ids a deletion doomed, from any process sharing the store. */
+  onDoom(listener: (leaseIds: string[]) => void): () => void
+  /** Optional: scrub freed space after a deletion completes (SQLite: WAL checkpoint). */
+  compact?(): Promise<void>
+}
+
+/** Adds counts per kind into `into`. */
+export function addCounts (into: Record<string, number>, add: Record<string, number>): Record<string, number> {
+  for (const [kind, n] of Object.entries(add)) into[kind] = (into[kind] ?? 0) + n
+  return into
+}

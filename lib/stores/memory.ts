@@ -1,0 +1,317 @@
+// An in-process label store for tests and development. NOT durable: a crash or restart loses
+// every label and deletion record (DESIGN.md §6 Durable excepts it). Every method runs to the end
+// synchronously, so each is atomic.
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { FST_CUSTOMER_DATA_CLOSED } from '../errors.js'
+import {
+  addCounts,
+  type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
+  type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+} from '../store.js'
+
+interface Row {
+  seq: number
+  instance: string
+  customer: string
+  kind: string
+  id: string
+  state: LabelState
+  leaseId: string | null
+  leaseExpires: number
+  labeledAt: number
+  deletionId: string | null
+  claimOwner: string | null
+  claimUntil: number
+}
+
+export interface MemoryStoreOptions {
+  /** Fixed installation secret; a random one per store otherwise. */
+  secret?: Buffer
+}
+
+const sep = '\u0000'
+
+export class MemoryStore implements LabelStore {
+  #rows = new Map<number, Row>()
+  #seq = 0
+  #byLease = new Map<string, Set<number>>()
+  #uncovered = new Map<string, Set<number>>() // instance+customer → uncovered rows, seq order
+  #committed = new Map<string, number>() // instance+customer+kind+id → uncovered committed row
+  #byDeletion = new Map<string, Set<number>>()
+  #deletions = new Map<string, DeletionRecord>()
+  #running = new Map<string, string>() // instance+customer → unfinished deletion id
+  #events = new EventEmitter()
+  #secret: Buffer
+  #closed = false
+
+  constructor (options: MemoryStoreOptions = {}) {
+    this.#secret = options.secret ?? randomBytes(32)
+    this.#events.setMaxListeners(0)
+  }
+
+  #check (): void {
+    if (this.#closed) throw new FST_CUSTOMER_DATA_CLOSED()
+  }
+
+  async open (): Promise<void> { this.#closed = false }
+  async close (): Promise<void> { this.#closed = true; this.#events.removeAllListeners() }
+  async secret (): Promise<Buffer> { return this.#secret }
+
+  async label (labels: readonly LabelInput[]): Promise<void> {
+    this.#check()
+    for (const l of labels) {
+      for (const customer of l.customers) {
+        const row: Row = {
+          seq: ++this.#seq,
+          instance: l.instance,
+          customer,
+          kind: l.kind,
+          id: l.id,
+          state: 'pending',
+          leaseId: l.leaseId,
+          leaseExpires: l.expiresAt,
+          labeledAt: l.now,
+          deletionId: null,
+          claimOwner: null,
+          claimUntil: 0
+        }
+        this.#rows.set(row.seq, row)
+        setAdd(this.#byLease, l.leaseId, row.seq)
+        setAdd(this.#uncovered, l.instance + sep + customer, row.seq)
+      }
+    }
+  }
+
+  async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
+    this.#check()
+    const lost: string[] = []
+    for (const leaseId of leaseIds) {
+      const seqs = this.#byLease.get(leaseId)
+      if (seqs === undefined) { lost.push(leaseId); continue }
+      let doomed = false
+      for (const seq of seqs) {
+        const row = this.#rows.get(seq) as Row
+        row.leaseExpires = expiresAt
+        if (row.state === 'doomed') doomed = true
+      }
+      if (doomed) lost.push(leaseId)
+    }
+    return lost
+  }
+
+  async commit (leaseId: string, now: number): Promise<CommitResult> {
+    this.#check()
+    const seqs = this.#byLease.get(leaseId)
+    if (seqs === undefined) return { status: 'gone' }
+    const rows = [...seqs].map((seq) => this.#rows.get(seq) as Row)
+    if (rows.some((r) => r.state === 'doomed')) return { status: 'doomed', resources: distinctResources(rows) }
+    for (const row of rows) {
+      const key = row.instance + sep + row.customer + sep + row.kind + sep + row.id
+      row.leaseId = null
+      if (this.#committed.has(key)) {
+        this.#remove(row) // already labeled: keep the older label
+      } else {
+        row.state = 'committed'
+        this.#committed.set(key, row.seq)
+      }
+    }
+    this.#byLease.delete(leaseId)
+    return { status: 'committed' }
+  }
+
+  async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
+    this.#check()
+    const seqs = this.#byLease.get(leaseId)
+    if (seqs === undefined) return []
+    const rows = [...seqs].map((seq) => this.#rows.get(seq) as Row)
+    const credited = new Map<string, Set<string>>()
+    for (const row of rows) {
+      if (row.deletionId !== null) {
+        let set = credited.get(row.deletionId)
+        if (set === undefined) credited.set(row.deletionId, set = new Set())
+        set.add(row.kind + sep + row.id)
+      }
+      this.#remove(row)
+    }
+    const refs: DeletionRef[] = []
+    for (const [deletionId, resources] of credited) {
+      const rec = this.#deletions.get(deletionId)
+      if (rec === undefined) continue
+      if (erased) addCounts(rec.erased, countKinds(resources))
+      refs.push({ id: deletionId, instance: rec.instance })
+    }
+    return refs
+  }
+
+  async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
+    this.#check()
+    const ck = input.instance + sep + input.customer
+    let created = false
+    let deletion = this.#deletions.get(this.#running.get(ck) ?? '')
+    if (deletion === undefined) {
+      created = true
+      deletion = {
+        id: input.id,
+        instance: input.instance,
+        customer: input.customer,
+        status: 'running',
+        erased: {},
+        createdAt: input.now,
+        completedAt: null
+      }
+      this.#deletions.set(deletion.id, deletion)
+      this.#running.set(ck, deletion.id)
+    }
+    const doomed = new Set<string>()
+    const seqs = this.#uncovered.get(ck)
+    if (seqs !== undefined) {
+      for (const seq of seqs) {
+        const row = this.#rows.get(seq) as Row
+        row.deletionId = deletion.id
+        setAdd(this.#byDeletion, deletion.id, seq)
+        if (row.state === 'pending') {
+          row.state = 'doomed'
+          doomed.add(row.leaseId as string)
+        } else {
+          this.#committed.delete(ck + sep + row.kind + sep + row.id)
+        }
+      }
+      this.#uncovered.delete(ck)
+    }
+    if (doomed.size > 0) {
+      const leaseIds = [...doomed]
+      queueMicrotask(() => this.#events.emit('doom', leaseIds))
+    }
+    return { deletion: copyDeletion(deletion), created }
+  }
+
+  async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
+    this.#check()
+    const out: ClaimedLabel[] = []
+    for (const seq of this.#byDeletion.get(deletionId) ?? []) {
+      if (out.length >= options.limit) break
+      const row = this.#rows.get(seq) as Row
+      if (row.state === 'doomed' && row.leaseExpires > options.now) continue
+      if (row.claimOwner !== null && row.claimOwner !== options.owner && row.claimUntil > options.now) continue
+      row.claimOwner = options.owner
+      row.claimUntil = options.claimUntil
+      out.push({ key: String(seq), kind: row.kind, id: row.id })
+    }
+    return out
+  }
+
+  async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
+    this.#check()
+    for (const key of keys) {
+      const row = this.#rows.get(Number(key))
+      if (row !== undefined && row.deletionId === deletionId) this.#remove(row)
+    }
+    const rec = this.#deletions.get(deletionId)
+    if (rec !== undefined) addCounts(rec.erased, erased)
+  }
+
+  async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
+    this.#check()
+    const rec = this.#deletions.get(deletionId)
+    if (rec === undefined) return null
+    if (rec.status === 'running' && (this.#byDeletion.get(deletionId)?.size ?? 0) === 0) {
+      rec.status = 'completed'
+      rec.completedAt = now
+      this.#byDeletion.delete(deletionId)
+      this.#running.delete(rec.instance + sep + rec.customer)
+    }
+    return copyDeletion(rec)
+  }
+
+  async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
+    this.#check()
+    const rec = this.#deletions.get(deletionId)
+    return rec !== undefined && rec.instance === instance ? copyDeletion(rec) : null
+  }
+
+  async runningDeletions (limit: number): Promise<DeletionRef[]> {
+    this.#check()
+    const out = []
+    for (const id of this.#running.values()) {
+      if (out.length === limit) break
+      out.push({ id, instance: (this.#deletions.get(id) as DeletionRecord).instance })
+    }
+    return out
+  }
+
+  async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
+    this.#check()
+    const after = cursor === null ? 0 : Number(cursor)
+    const items = []
+    let last = 0
+    let more = false
+    for (const seq of this.#uncovered.get(instance + sep + customer) ?? []) {
+      if (seq <= after) continue
+      if (items.length === limit) { more = true; break }
+      const row = this.#rows.get(seq) as Row
+      items.push({ kind: row.kind, id: row.id, labeledAt: row.labeledAt, state: row.state })
+      last = seq
+    }
+    return { items, next: more ? String(last) : null }
+  }
+
+  onDoom (listener: (leaseIds: string[]) => void): () => void {
+    this.#events.on('doom', listener)
+    return () => { this.#events.off('doom', listener) }
+  }
+
+  #remove (row: Row): void {
+    this.#rows.delete(row.seq)
+    if (row.leaseId !== null) setDelete(this.#byLease, row.leaseId, row.seq)
+    const ck = row.instance + sep + row.customer
+    if (row.deletionId !== null) {
+      setDelete(this.#byDeletion, row.deletionId, row.seq)
+    } else {
+      setDelete(this.#uncovered, ck, row.seq)
+      const key = ck + sep + row.kind + sep + row.id
+      if (this.#committed.get(key) === row.seq) this.#committed.delete(key)
+    }
+  }
+}
+
+function setAdd<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key)
+  if (set === undefined) map.set(key, set = new Set())
+  set.add(value)
+}
+
+function setDelete<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key)
+  if (set === undefined) return
+  set.delete(value)
+  if (set.size === 0) map.delete(key)
+}
+
+function distinctResources (rows: Row[]): Array<{ kind: string, id: string }> {
+  const seen = new Set<string>()
+  const out = []
+  for (const r of rows) {
+    const k = r.kind + sep + r.id
+    if (!seen.has(k)) { seen.add(k); out.push({ kind: r.kind, id: r.id }) }
+  }
+  return out
+}
+
+function countKinds (resources: Set<string>): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const r of resources) {
+    const kind = r.slice(0, r.indexOf(sep))
+    counts[kind] = (counts[kind] ?? 0) + 1
+  }
+  return counts
+}
+
+function copyDeletion (d: DeletionRecord): DeletionRecord {
+  return { ...d, erased: { ...d.erased } }
+}
+
+/** The in-memory store: for tests and development only, it keeps nothing across a restart. */
+export function memoryStore (options?: MemoryStoreOptions): LabelStore {
+  return new MemoryStore(options)
+}

@@ -1,0 +1,22 @@
+// Sends an error in the Watson shape straight from a hook, so the host's own error handler is
+// neither needed nor taken over (WATSON-WIRE.md, Errors).
+import type { FastifyReply } from 'fastify'
+import { watsonErrorBody } from '../lib/errors.js'
+
+export function sendWatsonError (reply: FastifyReply, err: unknown): FastifyReply {
+  const e = err as { statusCode?: number, message?: string }
+  const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500
+  const message = status === 500 ? 'Internal server error' : String(e.message)
+  return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(watsonErrorBody(status, message)))
+}
+
+/** As sendWatsonError, and a store outage is a 503 with Retry-After (RFC 9110 §10.2.3). */
+export function sendStoreAware (reply: FastifyReply, err: unknown): FastifyReply {
+  if ((err as { statusCode?: number }).statusCode === 503) {
+    return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS).type('application/json; charset=utf-8')
+      .send(JSON.stringify(watsonErrorBody(503, (err as Error).message)))
+  }
+  return sendWatsonError(reply, err)
+}
+
+export const RETRY_AFTER_SECONDS = '5'

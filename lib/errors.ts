@@ -78,3 +78,16 @@ export function watsonErrorBody (statusCode: number, message: string): WatsonErr
     error: message
   }
 }
+
+/**
+ * A Fastify `clientErrorHandler` that answers requests Node's HTTP parser rejected (for example a
+ * control character in a header) with a Watson-shaped 400 instead of an empty one.
+ */
+export function watsonClientErrorHandler (err: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (!socket.writable) return
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+  const body = JSON.stringify(watsonErrorBody(status, status === 431
+    ? 'The request headers are too large.'
+    : 'The request is malformed: a header or the request line contains a character HTTP does not allow (such as a control character).'))
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}

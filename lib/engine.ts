@@ -212,6 +212,7 @@ export class CustomerDataEngine implements LeaseHost {
   async awaitDeletion (deletion: DeletionRecord, waitMs: number): Promise<DeletionRecord> {
     const deadline = Date.now() + waitMs
     let latest = deletion
+    if (latest.status !== 'completed') this.#kick(deletion.id, deletion.instance) // starts now, even with waitMs 0
     while (latest.status !== 'completed' && !this.#stop.signal.aborted) {
       const left = deadline - Date.now()
       if (left <= 0) break

@@ -14,6 +14,7 @@ export { apiKeyInstances, type ApiKeyInstancesOptions, type InstanceResolver, ty
 export { CustomerDataEngine, ENGINE_DEFAULTS, type Eraser, type EngineOptions } from './lib/engine.js'
 export { Lease } from './lib/lease.js'
 export { memoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
+export { sqliteStore, type SqliteStoreOptions } from './lib/stores/sqlite.js'
 export { runLabelStoreContract } from './lib/store-contract.js'
 export type * from './lib/store.js'
 export { errors }

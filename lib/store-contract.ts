@@ -3,11 +3,13 @@
 import { randomUUID } from 'node:crypto'
 import type { LabelStore } from './store.js'
 
+/** A tap Test, or anything with these methods. */
+
 export interface ContractTest {
-  test(name: string, fn: (t: ContractTest) => Promise<void>): unknown
-  equal(actual: unknown, expected: unknown, message?: string): unknown
-  same(actual: unknown, expected: unknown, message?: string): unknown
-  ok(value: unknown, message?: string): unknown
+  test(name: string, fn: (t: any) => Promise<void>): unknown
+  equal(actual: any, expected: any, ...message: any[]): unknown
+  same(actual: any, expected: any, ...message: any[]): unknown
+  ok(value: any, ...message: any[]): unknown
 }
 
 const LEASE = 60_000
@@ -52,14 +54,14 @@ function sorted (items: Array<{ kind: string, id: string }>): string[] {
 }
 
 export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise<LabelStore>): void {
-  t.test('secret is stable and long enough', async (t) => withStore(makeStore, async (store) => {
+  t.test('secret is stable and long enough', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const a = await store.secret()
     const b = await store.secret()
     t.ok(Buffer.isBuffer(a) && a.length >= 16, 'secret has at least 16 bytes')
     t.same(a, b, 'same secret twice')
   }))
 
-  t.test('labels are pending until committed; export pages in label order', async (t) => withStore(makeStore, async (store) => {
+  t.test('labels are pending until committed; export pages in label order', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const lease = await labeled(store, 'i1', ['c1'], 'audio', 'a0')
     let page = await store.exportLabels('i1', 'c1', 10, null)
     t.same(page.items.map((i) => [i.kind, i.id, i.state]), [['audio', 'a0', 'pending']])
@@ -79,14 +81,14 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal(pages, 3)
   }))
 
-  t.test('relabeling a committed resource keeps one label', async (t) => withStore(makeStore, async (store) => {
+  t.test('relabeling a committed resource keeps one label', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'word', 'hello')
     await committed(store, 'i1', ['c1'], 'word', 'hello')
     const page = await store.exportLabels('i1', 'c1', 10, null)
     t.equal(page.items.length, 1)
   }))
 
-  t.test('export and deletion are isolated by instance and customer', async (t) => withStore(makeStore, async (store) => {
+  t.test('export and deletion are isolated by instance and customer', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'audio', 'x')
     await committed(store, 'i2', ['c1'], 'audio', 'y')
     await committed(store, 'i1', ['c2'], 'audio', 'z')
@@ -98,7 +100,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal(await store.getDeletion('i2', deletion.id), null, 'another instance cannot see the deletion')
   }))
 
-  t.test('a deletion covers committed labels and dooms pending ones', async (t) => withStore(makeStore, async (store) => {
+  t.test('a deletion covers committed labels and dooms pending ones', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const doomNotices: string[] = []
     const off = store.onDoom((ids) => { doomNotices.push(...ids) })
     await committed(store, 'i1', ['c1'], 'corpus', 'k1')
@@ -124,7 +126,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     off()
   }))
 
-  t.test('a doomed label whose lease expired is claimed (the reaper path)', async (t) => withStore(makeStore, async (store) => {
+  t.test('a doomed label whose lease expired is claimed (the reaper path)', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const now = Date.now()
     await labeled(store, 'i1', ['c1'], 'job', 'j1', now)
     const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
@@ -133,7 +135,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal((await store.finishDeletion(deletion.id, now + LEASE + 2))?.status, 'completed')
   }))
 
-  t.test('claims: batch limit, other workers skip a live claim, the owner re-claims', async (t) => withStore(makeStore, async (store) => {
+  t.test('claims: batch limit, other workers skip a live claim, the owner re-claims', async (t: ContractTest) => withStore(makeStore, async (store) => {
     for (let n = 0; n < 5; n++) await committed(store, 'i1', ['c1'], 'audio', `a${n}`)
     const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
     const now = Date.now()
@@ -146,7 +148,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal((await store.claimBatch(deletion.id, { owner: 'C', limit: 10, now: later, claimUntil: later + 1000 })).length, 5, 'expired claims are free again')
   }))
 
-  t.test('an unfinished deletion is joined, and the join covers labels made since', async (t) => withStore(makeStore, async (store) => {
+  t.test('an unfinished deletion is joined, and the join covers labels made since', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'audio', 'a1')
     const first = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
     await committed(store, 'i1', ['c1'], 'audio', 'a2')
@@ -161,7 +163,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.same(await store.runningDeletions(10), [{ id: third.deletion.id, instance: 'i1' }])
   }))
 
-  t.test('concurrent identical deletions record one', async (t) => withStore(makeStore, async (store) => {
+  t.test('concurrent identical deletions record one', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'audio', 'a1')
     const results = await Promise.all(Array.from({ length: 10 }, () =>
       store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })))
@@ -169,7 +171,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal(results.filter((r) => r.created).length, 1, 'created once')
   }))
 
-  t.test('labels racing a deletion are either covered or not, never lost', async (t) => withStore(makeStore, async (store) => {
+  t.test('labels racing a deletion are either covered or not, never lost', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const n = 40
     const leases = Array.from({ length: n }, () => randomUUID())
     const now = Date.now()
@@ -185,7 +187,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'completed')
   }))
 
-  t.test('cancel withdraws labels without counting them as erased', async (t) => withStore(makeStore, async (store) => {
+  t.test('cancel withdraws labels without counting them as erased', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const lease = await labeled(store, 'i1', ['c1'], 'audio', 'a1')
     const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
     t.same(await store.dropLease(lease, false), [{ id: deletion.id, instance: 'i1' }])
@@ -197,7 +199,7 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal((await store.exportLabels('i1', 'c3', 10, null)).items.length, 0)
   }))
 
-  t.test('renew keeps a lease alive and reports an unknown one', async (t) => withStore(makeStore, async (store) => {
+  t.test('renew keeps a lease alive and reports an unknown one', async (t: ContractTest) => withStore(makeStore, async (store) => {
     const now = Date.now()
     const lease = await labeled(store, 'i1', ['c1'], 'job', 'j', now)
     t.same(await store.renew([lease], now + 10 * LEASE), [])

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { connect } from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { customerMetadata, errors } from '../index.js'
 import { watsonClientErrorHandler } from '../lib/errors.js'
 import { headerBytes, vectors } from './helpers/vectors.js'
@@ -19,14 +19,14 @@ function rawRequest (port: number, headerValue: Buffer | null, path = '/ids'): P
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) })
     })
-    const head = [Buffer.from(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n`)]
+    const head: Buffer[] = [Buffer.from(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n`)]
     if (headerValue !== null) head.push(Buffer.from('X-Watson-Metadata: '), headerValue, Buffer.from('\r\n'))
     head.push(Buffer.from('\r\n'))
     socket.end(Buffer.concat(head))
   })
 }
 
-async function server (options = {}, routes: (app: ReturnType<typeof Fastify>) => void = () => {}) {
+async function server (options = {}, routes: (app: FastifyInstance) => void = () => {}) {
   const app = Fastify({ clientErrorHandler: watsonClientErrorHandler })
   await app.register(customerMetadata, options)
   app.get('/ids', async (request) => ({ ids: request.customerIds }))
@@ -80,7 +80,7 @@ test('the header name and limits are options; bad options fail at ready()', asyn
   for (const bad of [{ headerName: 'bad header' }, { maxIdLength: 0 }, { maxIds: 1.5 }]) {
     const broken = Fastify()
     broken.register(customerMetadata, bad)
-    await t.rejects(broken.ready(), errors.FST_CUSTOMER_DATA_INVALID_OPTION, JSON.stringify(bad))
+    await t.rejects(async () => { await broken.ready() }, errors.FST_CUSTOMER_DATA_INVALID_OPTION, JSON.stringify(bad))
   }
 })
 

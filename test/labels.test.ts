@@ -29,7 +29,7 @@ function hostRoutes (t: TestApp): void {
   })
 }
 
-async function setup (t: Parameters<Parameters<typeof test>[1]>[0], options = {}): Promise<TestApp> {
+async function setup (t: { teardown: (fn: () => unknown) => void }, options = {}): Promise<TestApp> {
   const built = await buildApp(options)
   hostRoutes(built)
   await built.app.ready()
@@ -218,7 +218,7 @@ test('labeling rules: unknown kinds, bad ids, no instance, no customer', async (
 test('startup errors: no instance resolver, a declarative kind without an eraser', async (t) => {
   const noInstance = Fastify()
   noInstance.register(customerData, { store: memoryStore(), erasers: {} } as never)
-  await t.rejects(noInstance.ready(), /instance is required/)
+  await t.rejects(async () => { await noInstance.ready() }, /instance is required/)
 
   const noEraser = Fastify()
   await noEraser.register(customerData, { store: memoryStore(), erasers: { word: async () => {} }, instance: () => 'i' })
@@ -231,6 +231,6 @@ test('startup errors: no instance resolver, a declarative kind without an eraser
   for (const bad of [{ leaseMs: -1 }, { batchSize: 'x' }, { secret: 'short' }, { erasers: { 'bad kind!': async () => {} } }, { erasers: { a: 1 } }, { store: {} }, { waitMs: -5 }]) {
     const app = Fastify()
     app.register(customerData, { store: memoryStore(), erasers: {}, instance: () => 'i', ...bad } as never)
-    await t.rejects(app.ready(), errors.FST_CUSTOMER_DATA_INVALID_OPTION, JSON.stringify(bad))
+    await t.rejects(async () => { await app.ready() }, errors.FST_CUSTOMER_DATA_INVALID_OPTION, JSON.stringify(bad))
   }
 })

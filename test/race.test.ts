@@ -1,9 +1,12 @@
 // Randomized race test (DESIGN.md §6 invariants Complete and Isolated): writers label → write →
 // commit with random interleavings while deletions are recorded; after everything settles, the
 // host storage is checked against a model of what each deletion must have erased.
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { setImmediate as tick } from 'node:timers/promises'
-import { CustomerDataEngine, memoryStore, errors } from '../index.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CustomerDataEngine, memoryStore, sqliteStore, errors, type LabelStore } from '../index.js'
 
 function prng (seed: number): () => number {
   let s = seed >>> 0
@@ -23,12 +26,12 @@ async function hops (rand: () => number, max = 4): Promise<void> {
 interface Writer { key: string, instance: string, customer: string, labeledAt: number, committed: boolean, doomed: boolean }
 interface Deletion { instance: string, customer: string, calledAt: number, recordedAt: number }
 
-async function schedule (seed: number): Promise<string | null> {
+async function schedule (seed: number, makeStore: () => LabelStore): Promise<string | null> {
   const rand = prng(seed)
   let clock = 0 // logical time: increments at every observed event
   const storage = new Set<string>()
   const engine = new CustomerDataEngine({
-    store: memoryStore(),
+    store: makeStore(),
     batchSize: 1 + Math.floor(rand() * 4),
     reaperMs: 1_000_000,
     erasers: Object.fromEntries(['audio', 'job'].map((kind) => [kind, async (ids: string[], { instance }: { instance: string }) => {
@@ -106,12 +109,11 @@ async function schedule (seed: number): Promise<string | null> {
   return null
 }
 
-test('1,000 seeded schedules of writers and deletions keep Complete and Isolated', async (t) => {
+async function runSchedules (t: Test, makeStore: () => LabelStore, runs: number): Promise<void> {
   const base = Number(process.env.RACE_SEED ?? 1)
-  const runs = Number(process.env.RACE_RUNS ?? 1000)
   let failures = 0
   for (let seed = base; seed < base + runs; seed++) {
-    const problem = await schedule(seed)
+    const problem = await schedule(seed, makeStore)
     if (problem !== null) {
       failures++
       t.fail(`seed ${seed}: ${problem} (rerun with RACE_SEED=${seed} RACE_RUNS=1)`)
@@ -119,4 +121,15 @@ test('1,000 seeded schedules of writers and deletions keep Complete and Isolated
     }
   }
   t.equal(failures, 0, `${runs} schedules from seed ${base}`)
+}
+
+test('1,000 seeded schedules of writers and deletions keep Complete and Isolated (memory store)', async (t) => {
+  await runSchedules(t, () => memoryStore(), Number(process.env.RACE_RUNS ?? 1000))
+})
+
+test('the same schedules on the SQLite store', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcd-race-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  let n = 0
+  await runSchedules(t, () => sqliteStore({ path: join(dir, `${n++}.db`), synchronous: 'NORMAL' }), Number(process.env.RACE_RUNS ?? 300))
 })

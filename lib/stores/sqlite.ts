@@ -1,0 +1,391 @@
+// The embedded label store on better-sqlite3 (DESIGN.md §7): WAL, versioned migrations, one
+// process. Labels are acknowledged only after the transaction that wrote them is durable; labels
+// from concurrent requests share one transaction (group commit), so a busy server pays one
+// fsync per event-loop turn, not one per request.
+//
+// A deletion covers the labels of (instance, customer) whose seq is at most its `cover_seq`: the
+// row of every covered label need not be touched when the deletion is recorded, so recording
+// costs the same for a customer with ten labels or a million. Only pending labels (writers in
+// flight) are marked doomed.
+import Database from 'better-sqlite3'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import {
+  addCounts,
+  type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
+  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+} from '../store.js'
+
+export interface SqliteStoreOptions {
+  /** Database file. Created if missing. */
+  path: string
+  /**
+   * SQLite `synchronous` level. FULL (default) makes an acknowledged label survive power loss;
+   * NORMAL survives a process crash but may lose the last transactions on power loss.
+   */
+  synchronous?: 'FULL' | 'NORMAL'
+  /** Most labels written in one group commit. Default 1000. */
+  maxGroup?: number
+}
+
+const DOOMED = 2
+const STATES: LabelState[] = ['pending', 'committed', 'doomed']
+
+/** Each entry migrates the schema from version i to i + 1. */
+const MIGRATIONS = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+   CREATE TABLE labels (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     instance TEXT NOT NULL,
+     customer TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     rid TEXT NOT NULL,
+     state INTEGER NOT NULL,
+     lease_id TEXT,
+     lease_expires INTEGER NOT NULL DEFAULT 0,
+     labeled_at INTEGER NOT NULL,
+     claim_owner TEXT,
+     claim_until INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX labels_by_customer ON labels (instance, customer, seq);
+   CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
+   CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
+   CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = 1;
+   CREATE TABLE deletions (
+     id TEXT PRIMARY KEY,
+     instance TEXT NOT NULL,
+     customer TEXT NOT NULL,
+     cover_seq INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     erased TEXT NOT NULL DEFAULT '{}',
+     created_at INTEGER NOT NULL,
+     completed_at INTEGER
+   );
+   CREATE UNIQUE INDEX deletions_running ON deletions (instance, customer) WHERE status = 'running';
+   CREATE INDEX deletions_running_age ON deletions (created_at) WHERE status = 'running';`
+]
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
+
+interface DeletionRow {
+  id: string
+  instance: string
+  customer: string
+  cover_seq: number
+  status: 'running' | 'completed'
+  erased: string
+  created_at: number
+  completed_at: number | null
+}
+
+interface QueuedLabels { labels: readonly LabelInput[], resolve: () => void, reject: (err: Error) => void }
+
+interface LabelRow { seq: number, instance: string, customer: string, kind: string, rid: string, state: number }
+
+/** Every statement, prepared once. */
+
+function prepareStatements (db: Database.Database) {
+  return {
+    getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
+    putMeta: db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)'),
+    insert: db.prepare('INSERT INTO labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)'),
+    renew: db.prepare('UPDATE labels SET lease_expires = ? WHERE lease_id = ?'),
+    leaseRows: db.prepare<[string], LabelRow>('SELECT seq, instance, customer, kind, rid, state FROM labels WHERE lease_id = ?'),
+    leaseState: db.prepare<[string], { n: number, doomed: number }>('SELECT count(*) AS n, coalesce(sum(state = 2), 0) AS doomed FROM labels WHERE lease_id = ?'),
+    coverSeq: db.prepare<[string, string], { cover_seq: number }>("SELECT cover_seq FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
+    sameCommitted: db.prepare<[string, string, string, string, number], { seq: number }>(
+      'SELECT seq FROM labels WHERE instance = ? AND customer = ? AND kind = ? AND rid = ? AND state = 1 AND seq > ? LIMIT 1'),
+    commitRow: db.prepare('UPDATE labels SET state = 1, lease_id = NULL WHERE seq = ?'),
+    deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
+    running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
+    byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
+    maxSeq: db.prepare<[string, string], { m: number | null }>('SELECT max(seq) AS m FROM labels WHERE instance = ? AND customer = ?'),
+    insertDeletion: db.prepare("INSERT INTO deletions (id, instance, customer, cover_seq, status, created_at) VALUES (?, ?, ?, ?, 'running', ?)"),
+    extendCover: db.prepare('UPDATE deletions SET cover_seq = ? WHERE id = ?'),
+    pendingLeases: db.prepare<[string, string], { lease_id: string }>('SELECT DISTINCT lease_id FROM labels WHERE instance = ? AND customer = ? AND state = 0'),
+    doom: db.prepare('UPDATE labels SET state = 2 WHERE instance = ? AND customer = ? AND state = 0'),
+    claimable: db.prepare<[string, string, number, number, number, string, number], { seq: number, kind: string, rid: string }>(
+      `SELECT seq, kind, rid FROM labels
+       WHERE instance = ? AND customer = ? AND seq <= ?
+         AND (state = 1 OR lease_expires <= ?)
+         AND (claim_until <= ? OR claim_owner = ?)
+       ORDER BY seq LIMIT ?`),
+    claim: db.prepare('UPDATE labels SET claim_owner = ?, claim_until = ? WHERE seq = ?'),
+    deleteCovered: db.prepare('DELETE FROM labels WHERE seq = ? AND instance = ? AND customer = ? AND seq <= ?'),
+    setErased: db.prepare('UPDATE deletions SET erased = ? WHERE id = ?'),
+    anyCovered: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM labels WHERE instance = ? AND customer = ? AND seq <= ? LIMIT 1'),
+    complete: db.prepare("UPDATE deletions SET status = 'completed', completed_at = ? WHERE id = ?"),
+    runningList: db.prepare<[number], DeletionRef>("SELECT id, instance FROM deletions WHERE status = 'running' ORDER BY created_at LIMIT ?"),
+    exportPage: db.prepare<[string, string, number, number], { seq: number, kind: string, rid: string, labeled_at: number, state: number }>(
+      'SELECT seq, kind, rid, labeled_at, state FROM labels WHERE instance = ? AND customer = ? AND seq > ? ORDER BY seq LIMIT ?')
+  }
+}
+
+function toRecord (row: DeletionRow): DeletionRecord {
+  return {
+    id: row.id,
+    instance: row.instance,
+    customer: row.customer,
+    status: row.status,
+    erased: JSON.parse(row.erased),
+    createdAt: row.created_at,
+    completedAt: row.completed_at
+  }
+}
+
+export class SqliteStore implements LabelStore {
+  readonly path: string
+  readonly #synchronous: 'FULL' | 'NORMAL'
+  readonly #maxGroup: number
+  #db: Database.Database | null = null
+  #events = new EventEmitter()
+  #queue: QueuedLabels[] = []
+  #flushScheduled = false
+  #q!: ReturnType<typeof prepareStatements>
+
+  constructor (options: SqliteStoreOptions) {
+    if (options === null || typeof options !== 'object' || typeof options.path !== 'string' || options.path.length === 0) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
+    }
+    const synchronous = options.synchronous ?? 'FULL'
+    if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
+    this.path = options.path
+    this.#synchronous = synchronous
+    this.#maxGroup = options.maxGroup ?? 1000
+    this.#events.setMaxListeners(0)
+  }
+
+  get #conn (): Database.Database {
+    if (this.#db === null) throw new FST_CUSTOMER_DATA_CLOSED()
+    return this.#db
+  }
+
+  async open (): Promise<void> {
+    if (this.#db !== null) return
+    const db = new Database(this.path)
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${this.#synchronous}`)
+    db.pragma('secure_delete = ON') // erased rows are overwritten with zeros, not left in free pages
+    db.pragma('busy_timeout = 5000')
+    db.pragma('foreign_keys = OFF')
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > MIGRATIONS.length) {
+      db.close()
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${this.path} has schema version ${version}, newer than this version of fastify-customer-data (${MIGRATIONS.length}); upgrade the package`)
+    }
+    db.transaction(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
+      db.pragma(`user_version = ${MIGRATIONS.length}`)
+    }).immediate()
+    this.#db = db
+    this.#q = prepareStatements(db)
+  }
+
+  async close (): Promise<void> {
+    if (this.#db === null) return
+    this.#flush()
+    this.#db.close()
+    this.#db = null
+    this.#events.removeAllListeners()
+  }
+
+  async secret (): Promise<Buffer> {
+    const row = this.#q.getMeta.get('secret')
+    if (row !== undefined) return row.value
+    this.#q.putMeta.run('secret', randomBytes(32))
+    return (this.#q.getMeta.get('secret') as { value: Buffer }).value
+  }
+
+  label (labels: readonly LabelInput[]): Promise<void> {
+    if (this.#db === null) return Promise.reject(new FST_CUSTOMER_DATA_CLOSED())
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ labels, resolve, reject })
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true
+        setImmediate(() => { this.#flush() })
+      }
+    })
+  }
+
+  /** Writes every queued label in as few transactions as the group limit allows. */
+  #flush (): void {
+    this.#flushScheduled = false
+    while (this.#queue.length > 0) {
+      const group: QueuedLabels[] = []
+      let n = 0
+      while (this.#queue.length > 0 && n < this.#maxGroup) {
+        const item = this.#queue.shift() as QueuedLabels
+        group.push(item)
+        for (const l of item.labels) n += l.customers.length
+      }
+      try {
+        this.#conn.transaction(() => {
+          for (const item of group) {
+            for (const l of item.labels) {
+              for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
+            }
+          }
+        }).immediate()
+        for (const item of group) item.resolve()
+      } catch (err) {
+        for (const item of group) item.reject(err as Error)
+      }
+    }
+  }
+
+  async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
+    const lost: string[] = []
+    this.#conn.transaction(() => {
+      for (const leaseId of leaseIds) {
+        this.#q.renew.run(expiresAt, leaseId)
+        const s = this.#q.leaseState.get(leaseId) as { n: number, doomed: number }
+        if (s.n === 0 || s.doomed > 0) lost.push(leaseId)
+      }
+    }).immediate()
+    return lost
+  }
+
+  #coverSeq (instance: string, customer: string): number {
+    return this.#q.coverSeq.get(instance, customer)?.cover_seq ?? 0
+  }
+
+  async commit (leaseId: string): Promise<CommitResult> {
+    return this.#conn.transaction((): CommitResult => {
+      const rows = this.#q.leaseRows.all(leaseId)
+      if (rows.length === 0) return { status: 'gone' }
+      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
+      for (const row of rows) {
+        const cover = this.#coverSeq(row.instance, row.customer)
+        const twin = this.#q.sameCommitted.get(row.instance, row.customer, row.kind, row.rid, cover)
+        if (twin !== undefined && twin.seq !== row.seq) this.#q.deleteRow.run(row.seq) // already labeled: keep the older label
+        else this.#q.commitRow.run(row.seq)
+      }
+      return { status: 'committed' }
+    }).immediate()
+  }
+
+  async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
+    return this.#conn.transaction((): DeletionRef[] => {
+      const rows = this.#q.leaseRows.all(leaseId)
+      const credit = new Map<string, { rec: DeletionRow, resources: Set<string> }>()
+      for (const row of rows) {
+        if (row.state === DOOMED) {
+          const rec = this.#q.running.get(row.instance, row.customer)
+          if (rec !== undefined && row.seq <= rec.cover_seq) {
+            const entry = credit.get(rec.id) ?? { rec, resources: new Set<string>() }
+            entry.resources.add(row.kind + '\u0000' + row.rid)
+            credit.set(rec.id, entry)
+          }
+        }
+        this.#q.deleteRow.run(row.seq)
+      }
+      const refs: DeletionRef[] = []
+      for (const { rec, resources } of credit.values()) {
+        if (erased) {
+          const counts: Record<string, number> = {}
+          for (const r of resources) { const kind = r.slice(0, r.indexOf('\u0000')); counts[kind] = (counts[kind] ?? 0) + 1 }
+          this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), counts)), rec.id)
+        }
+        refs.push({ id: rec.id, instance: rec.instance })
+      }
+      return refs
+    }).immediate()
+  }
+
+  async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
+    let doomed: string[] = []
+    const result = this.#conn.transaction(() => {
+      const { instance, customer } = input
+      const maxSeq = this.#q.maxSeq.get(instance, customer)?.m ?? 0
+      let row = this.#q.running.get(instance, customer)
+      const created = row === undefined
+      if (row === undefined) {
+        this.#q.insertDeletion.run(input.id, instance, customer, maxSeq, input.now)
+      } else if (maxSeq > row.cover_seq) {
+        this.#q.extendCover.run(maxSeq, row.id) // a joined request also covers what was labeled since
+      }
+      doomed = this.#q.pendingLeases.all(instance, customer).map((r) => r.lease_id)
+      if (doomed.length > 0) this.#q.doom.run(instance, customer)
+      row = this.#q.running.get(instance, customer) as DeletionRow
+      return { deletion: toRecord(row), created }
+    }).immediate()
+    if (doomed.length > 0) queueMicrotask(() => this.#events.emit('doom', doomed))
+    return result
+  }
+
+  async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
+    return this.#conn.transaction((): ClaimedLabel[] => {
+      const rec = this.#q.byId.get(deletionId)
+      if (rec === undefined || rec.status !== 'running') return []
+      const rows = this.#q.claimable.all(rec.instance, rec.customer, rec.cover_seq, options.now, options.now, options.owner, options.limit)
+      for (const r of rows) this.#q.claim.run(options.owner, options.claimUntil, r.seq)
+      return rows.map((r) => ({ key: String(r.seq), kind: r.kind, id: r.rid }))
+    }).immediate()
+  }
+
+  async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
+    this.#conn.transaction(() => {
+      const rec = this.#q.byId.get(deletionId)
+      if (rec === undefined) return
+      for (const key of keys) this.#q.deleteCovered.run(Number(key), rec.instance, rec.customer, rec.cover_seq)
+      this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), erased)), deletionId)
+    }).immediate()
+  }
+
+  async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
+    return this.#conn.transaction((): DeletionRecord | null => {
+      const rec = this.#q.byId.get(deletionId)
+      if (rec === undefined) return null
+      if (rec.status === 'running' && this.#q.anyCovered.get(rec.instance, rec.customer, rec.cover_seq) === undefined) {
+        this.#q.complete.run(now, deletionId)
+        return toRecord(this.#q.byId.get(deletionId) as DeletionRow)
+      }
+      return toRecord(rec)
+    }).immediate()
+  }
+
+  async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
+    const rec = this.#q.byId.get(deletionId)
+    return rec !== undefined && rec.instance === instance ? toRecord(rec) : null
+  }
+
+  async runningDeletions (limit: number): Promise<DeletionRef[]> {
+    return this.#q.runningList.all(limit)
+  }
+
+  async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
+    const after = Math.max(cursor === null ? 0 : Number(cursor), this.#coverSeq(instance, customer))
+    const rows = this.#q.exportPage.all(instance, customer, after, limit + 1)
+    const more = rows.length > limit
+    const items = rows.slice(0, limit)
+    return {
+      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: r.labeled_at, state: STATES[r.state] })),
+      next: more ? String(items[items.length - 1].seq) : null
+    }
+  }
+
+  onDoom (listener: (leaseIds: string[]) => void): () => void {
+    this.#events.on('doom', listener)
+    return () => { this.#events.off('doom', listener) }
+  }
+
+  /** Moves the WAL into the database and truncates it, so erased rows linger in no file. */
+  async compact (): Promise<void> {
+    this.#conn.pragma('wal_checkpoint(TRUNCATE)')
+  }
+}
+
+function distinct (rows: LabelRow[]): Array<{ kind: string, id: string }> {
+  const seen = new Set<string>()
+  const out = []
+  for (const r of rows) {
+    const k = r.kind + '\u0000' + r.rid
+    if (!seen.has(k)) { seen.add(k); out.push({ kind: r.kind, id: r.rid }) }
+  }
+  return out
+}
+
+/** The embedded default: one process, durable across crashes (and power loss with synchronous FULL). */
+export function sqliteStore (options: SqliteStoreOptions): LabelStore {
+  return new SqliteStore(options)
+}

@@ -50,6 +50,7 @@ export const ENGINE_DEFAULTS = {
   retryMaxMs: 30_000
 } as const
 
+const CLAIM_MARGIN_MS = 5000
 const KIND = /^[A-Za-z0-9_.:-]{1,64}$/
 const MAX_RESOURCE_ID = 1024
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
@@ -271,8 +272,9 @@ export class CustomerDataEngine implements LeaseHost {
           owner: this.#owner,
           limit: this.batchSize,
           now,
-          // A claim outlives the slowest eraser call, so no other worker erases the same batch meanwhile.
-          claimUntil: now + 2 * this.eraserTimeoutMs + 1000
+          // A claim outlives the slowest eraser call, so no other worker erases the same batch meanwhile;
+          // if this process dies, another takes the batch over soon after.
+          claimUntil: now + this.eraserTimeoutMs + CLAIM_MARGIN_MS
         })
         if (batch.length === 0) {
           const rec = await this.store.finishDeletion(deletionId, Date.now())

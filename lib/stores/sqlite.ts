@@ -52,6 +52,7 @@ const MIGRATIONS = [
    CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
    CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
    CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = 1;
+   CREATE INDEX labels_claimed ON labels (claim_owner) WHERE claim_owner IS NOT NULL;
    CREATE TABLE deletions (
      id TEXT PRIMARY KEY,
      instance TEXT NOT NULL,
@@ -177,6 +178,8 @@ export class SqliteStore implements LabelStore {
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
       db.pragma(`user_version = ${MIGRATIONS.length}`)
     }).immediate()
+    // One process owns this file: claims left by a previous process died with it.
+    db.prepare('UPDATE labels SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL').run()
     this.#db = db
     this.#q = prepareStatements(db)
   }

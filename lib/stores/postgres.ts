@@ -1,0 +1,436 @@
+// The fleet label store on PostgreSQL (DESIGN.md §7): several server replicas share one database.
+// Batches are claimed with FOR UPDATE SKIP LOCKED, so any replica can run or resume a deletion;
+// doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
+//
+// As in the SQLite store, a deletion covers the labels of (instance, customer) at or below its
+// cover_seq. Label inserts take a shared advisory lock on (instance, customer) and a deletion
+// takes it exclusively, so a deletion sees every label acknowledged before it and every later
+// label gets a higher seq.
+import pg from 'pg'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import {
+  addCounts,
+  type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
+  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+} from '../store.js'
+
+export interface PostgresStoreOptions {
+  /** A pg Pool the host owns (not ended on close). */
+  pool?: pg.Pool
+  /** Or a connection string; the store then owns its pool. */
+  connectionString?: string
+  /** Schema holding the tables. Default `customer_data`. */
+  schema?: string
+  /** Pool size when the store creates the pool. Default 10. */
+  max?: number
+}
+
+const DOOMED = 2
+const STATES: LabelState[] = ['pending', 'committed', 'doomed']
+const IDENT = /^[a-z_][a-z0-9_]{0,62}$/
+const NOTIFY_CHUNK = 150 // lease ids per NOTIFY payload (8000-byte limit)
+
+function migrations (s: string): string[] {
+  return [
+    `CREATE TABLE ${s}.meta (key text PRIMARY KEY, value bytea NOT NULL);
+     CREATE TABLE ${s}.labels (
+       seq bigserial PRIMARY KEY,
+       instance text NOT NULL,
+       customer text NOT NULL,
+       kind text NOT NULL,
+       rid text NOT NULL,
+       state smallint NOT NULL,
+       lease_id text,
+       lease_expires bigint NOT NULL DEFAULT 0,
+       labeled_at bigint NOT NULL,
+       claim_owner text,
+       claim_until bigint NOT NULL DEFAULT 0
+     );
+     CREATE INDEX labels_by_customer ON ${s}.labels (instance, customer, seq);
+     CREATE INDEX labels_by_lease ON ${s}.labels (lease_id) WHERE lease_id IS NOT NULL;
+     CREATE INDEX labels_pending ON ${s}.labels (instance, customer) WHERE state = 0;
+     CREATE INDEX labels_committed ON ${s}.labels (instance, customer, kind, rid) WHERE state = 1;
+     CREATE TABLE ${s}.deletions (
+       id text PRIMARY KEY,
+       instance text NOT NULL,
+       customer text NOT NULL,
+       cover_seq bigint NOT NULL,
+       status text NOT NULL,
+       erased jsonb NOT NULL DEFAULT '{}',
+       created_at bigint NOT NULL,
+       completed_at bigint
+     );
+     CREATE UNIQUE INDEX deletions_running ON ${s}.deletions (instance, customer) WHERE status = 'running';
+     CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`
+  ]
+}
+export const POSTGRES_SCHEMA_VERSION = migrations('x').length
+
+interface DeletionRow {
+  id: string
+  instance: string
+  customer: string
+  cover_seq: string
+  status: 'running' | 'completed'
+  erased: Record<string, number>
+  created_at: string
+  completed_at: string | null
+}
+
+interface LabelRow { seq: string, instance: string, customer: string, kind: string, rid: string, state: number }
+interface QueuedLabels { labels: readonly LabelInput[], resolve: () => void, reject: (err: Error) => void }
+
+function toRecord (r: DeletionRow): DeletionRecord {
+  return {
+    id: r.id,
+    instance: r.instance,
+    customer: r.customer,
+    status: r.status,
+    erased: { ...r.erased },
+    createdAt: Number(r.created_at),
+    completedAt: r.completed_at === null ? null : Number(r.completed_at)
+  }
+}
+
+function distinct (rows: LabelRow[]): Array<{ kind: string, id: string }> {
+  const seen = new Map<string, { kind: string, id: string }>()
+  for (const r of rows) seen.set(r.kind + '\u0000' + r.rid, { kind: r.kind, id: r.rid })
+  return [...seen.values()]
+}
+
+export class PostgresStore implements LabelStore {
+  readonly schema: string
+  readonly #options: PostgresStoreOptions
+  #pool: pg.Pool | null = null
+  #ownsPool: boolean
+  #listener: pg.PoolClient | null = null
+  #listenRetry: NodeJS.Timeout | null = null
+  #events = new EventEmitter()
+  #queue: QueuedLabels[] = []
+  #flushing: Promise<void> | null = null
+  #closed = false
+  readonly #channel: string
+
+  constructor (options: PostgresStoreOptions) {
+    if (options === null || typeof options !== 'object' || (options.pool === undefined && typeof options.connectionString !== 'string')) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore needs { pool } or { connectionString: "postgres://…" }')
+    }
+    const schema = options.schema ?? 'customer_data'
+    if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
+    this.schema = schema
+    this.#channel = `${schema}_doom`
+    this.#options = options
+    this.#ownsPool = options.pool === undefined
+    this.#events.setMaxListeners(0)
+  }
+
+  get #db (): pg.Pool {
+    if (this.#pool === null || this.#closed) throw new FST_CUSTOMER_DATA_CLOSED()
+    return this.#pool
+  }
+
+  async open (): Promise<void> {
+    if (this.#pool !== null) return
+    this.#closed = false
+    const pool = this.#options.pool ?? new pg.Pool({ connectionString: this.#options.connectionString, max: this.#options.max ?? 10 })
+    // An idle client losing its connection must not crash the host; the next query reconnects.
+    pool.on('error', () => {})
+    this.#pool = pool
+    await this.#tx(async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock(hashtextextended('fastify-customer-data:migrate', 0))")
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`)
+      await c.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.schema_version (version integer NOT NULL)`)
+      const { rows } = await c.query<{ version: number }>(`SELECT version FROM ${this.schema}.schema_version`)
+      const version = rows[0]?.version ?? 0
+      const all = migrations(this.schema)
+      if (version > all.length) {
+        throw new FST_CUSTOMER_DATA_INVALID_OPTION(`schema ${this.schema} has version ${version}, newer than this version of fastify-customer-data (${all.length}); upgrade the package`)
+      }
+      for (let v = version; v < all.length; v++) await c.query(all[v])
+      if (rows.length === 0) await c.query(`INSERT INTO ${this.schema}.schema_version VALUES ($1)`, [all.length])
+      else await c.query(`UPDATE ${this.schema}.schema_version SET version = $1`, [all.length])
+    }).catch(async (err) => {
+      if (this.#ownsPool) await pool.end()
+      this.#pool = null
+      throw err
+    })
+    await this.#listen()
+  }
+
+  /** Holds one connection for LISTEN; reconnects after it drops. */
+  async #listen (): Promise<void> {
+    if (this.#closed || this.#pool === null) return
+    try {
+      const client = await this.#pool.connect()
+      client.on('notification', (msg) => {
+        if (msg.channel !== this.#channel || msg.payload === undefined) return
+        try {
+          const ids = JSON.parse(msg.payload) as string[]
+          if (Array.isArray(ids) && ids.length > 0) this.#events.emit('doom', ids)
+        } catch {}
+      })
+      const drop = (): void => {
+        if (this.#listener !== client) return
+        this.#listener = null
+        client.release(true)
+        this.#scheduleListen()
+      }
+      client.on('error', drop)
+      client.on('end', drop)
+      await client.query(`LISTEN "${this.#channel}"`)
+      this.#listener = client
+    } catch {
+      this.#scheduleListen()
+    }
+  }
+
+  #scheduleListen (): void {
+    if (this.#closed || this.#listenRetry !== null) return
+    this.#listenRetry = setTimeout(() => {
+      this.#listenRetry = null
+      this.#listen().catch(() => {})
+    }, 500)
+    this.#listenRetry.unref()
+  }
+
+  async close (): Promise<void> {
+    if (this.#pool === null || this.#closed) return
+    await this.#flushing
+    this.#closed = true
+    if (this.#listenRetry !== null) clearTimeout(this.#listenRetry)
+    const listener = this.#listener
+    this.#listener = null
+    if (listener !== null) {
+      await listener.query(`UNLISTEN "${this.#channel}"`).catch(() => {})
+      listener.release()
+    }
+    if (this.#ownsPool) await this.#pool.end()
+    this.#pool = null
+    this.#events.removeAllListeners()
+  }
+
+  async #tx<T> (fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#db.connect()
+    try {
+      await client.query('BEGIN')
+      const result = await fn(client)
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+  }
+
+  async secret (): Promise<Buffer> {
+    const s = this.schema
+    await this.#db.query(`INSERT INTO ${s}.meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING`, [randomBytes(32)])
+    const { rows } = await this.#db.query<{ value: Buffer }>(`SELECT value FROM ${s}.meta WHERE key = 'secret'`)
+    return rows[0].value
+  }
+
+  label (labels: readonly LabelInput[]): Promise<void> {
+    if (this.#pool === null || this.#closed) return Promise.reject(new FST_CUSTOMER_DATA_CLOSED())
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ labels, resolve, reject })
+      this.#flushing ??= this.#flush().finally(() => { this.#flushing = null })
+    })
+  }
+
+  /** Group commit: every label queued while the previous transaction ran goes in the next one. */
+  async #flush (): Promise<void> {
+    while (this.#queue.length > 0) {
+      const group = this.#queue.splice(0, 1000)
+      const cols: [string[], string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], []]
+      for (const item of group) {
+        for (const l of item.labels) {
+          for (const customer of l.customers) {
+            cols[0].push(l.instance); cols[1].push(customer); cols[2].push(l.kind); cols[3].push(l.id)
+            cols[4].push(l.leaseId); cols[5].push(String(l.expiresAt)); cols[6].push(String(l.now))
+          }
+        }
+      }
+      const keys = [...new Set(cols[0].map((instance, i) => instance + '\u0001' + cols[1][i]))].sort()
+      try {
+        await this.#tx(async (c) => {
+          await c.query('SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k', [keys])
+          await c.query(
+              `INSERT INTO ${this.schema}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
+               SELECT i, c, k, r, 0, l, e, n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS t(i, c, k, r, l, e, n)`,
+              cols)
+        })
+        for (const item of group) item.resolve()
+      } catch (err) {
+        for (const item of group) item.reject(err as Error)
+      }
+    }
+  }
+
+  async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
+    const s = this.schema
+    await this.#db.query(`UPDATE ${s}.labels SET lease_expires = $1 WHERE lease_id = ANY($2::text[])`, [expiresAt, leaseIds])
+    const { rows } = await this.#db.query<{ lease_id: string, doomed: number }>(
+      `SELECT lease_id, count(*) FILTER (WHERE state = 2)::int AS doomed FROM ${s}.labels WHERE lease_id = ANY($1::text[]) GROUP BY lease_id`, [leaseIds])
+    const live = new Map(rows.map((r) => [r.lease_id, r.doomed]))
+    return leaseIds.filter((id) => (live.get(id) ?? 1) > 0)
+  }
+
+  async #leaseRows (c: pg.PoolClient, leaseId: string): Promise<LabelRow[]> {
+    const { rows } = await c.query<LabelRow>(
+      `SELECT seq, instance, customer, kind, rid, state FROM ${this.schema}.labels WHERE lease_id = $1 ORDER BY seq FOR UPDATE`, [leaseId])
+    return rows
+  }
+
+  async commit (leaseId: string): Promise<CommitResult> {
+    const s = this.schema
+    return await this.#tx(async (c): Promise<CommitResult> => {
+      const rows = await this.#leaseRows(c, leaseId)
+      if (rows.length === 0) return { status: 'gone' }
+      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
+      for (const row of rows) {
+        const { rows: twin } = await c.query(
+          `SELECT 1 FROM ${s}.labels l WHERE l.instance = $1 AND l.customer = $2 AND l.kind = $3 AND l.rid = $4 AND l.state = 1
+             AND l.seq > coalesce((SELECT cover_seq FROM ${s}.deletions d WHERE d.instance = $1 AND d.customer = $2 AND d.status = 'running'), 0)
+           LIMIT 1`, [row.instance, row.customer, row.kind, row.rid])
+        if (twin.length > 0) await c.query(`DELETE FROM ${s}.labels WHERE seq = $1`, [row.seq])
+        else await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = $1`, [row.seq])
+      }
+      return { status: 'committed' }
+    })
+  }
+
+  async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
+    const s = this.schema
+    return await this.#tx(async (c) => {
+      const rows = await this.#leaseRows(c, leaseId)
+      const credit = new Map<string, { ref: DeletionRef, counts: Record<string, number>, seen: Set<string> }>()
+      for (const row of rows) {
+        if (row.state !== DOOMED) continue
+        const { rows: recs } = await c.query<DeletionRow>(
+          `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' AND cover_seq >= $3 FOR UPDATE`,
+          [row.instance, row.customer, row.seq])
+        const rec = recs[0]
+        if (rec === undefined) continue
+        const entry = credit.get(rec.id) ?? { ref: { id: rec.id, instance: rec.instance }, counts: {}, seen: new Set<string>() }
+        credit.set(rec.id, entry)
+        const key = row.kind + '\u0000' + row.rid
+        if (!entry.seen.has(key)) { entry.seen.add(key); entry.counts[row.kind] = (entry.counts[row.kind] ?? 0) + 1 }
+      }
+      await c.query(`DELETE FROM ${s}.labels WHERE lease_id = $1`, [leaseId])
+      if (erased) {
+        for (const [id, entry] of credit) await this.#addErased(c, id, entry.counts)
+      }
+      return [...credit.values()].map((e) => e.ref)
+    })
+  }
+
+  async #addErased (c: pg.PoolClient, deletionId: string, counts: Record<string, number>): Promise<void> {
+    const { rows } = await c.query<{ erased: Record<string, number> }>(`SELECT erased FROM ${this.schema}.deletions WHERE id = $1 FOR UPDATE`, [deletionId])
+    if (rows.length === 0) return
+    await c.query(`UPDATE ${this.schema}.deletions SET erased = $2 WHERE id = $1`, [deletionId, JSON.stringify(addCounts(rows[0].erased, counts))])
+  }
+
+  async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
+    const s = this.schema
+    return await this.#tx(async (c) => {
+      const { instance, customer } = input
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [instance + '\u0001' + customer])
+      const { rows: max } = await c.query<{ m: string | null }>(`SELECT max(seq) AS m FROM ${s}.labels WHERE instance = $1 AND customer = $2`, [instance, customer])
+      const maxSeq = max[0].m ?? '0'
+      const { rows: running } = await c.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`, [instance, customer])
+      const created = running.length === 0
+      if (created) {
+        await c.query(`INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
+          [input.id, instance, customer, maxSeq, input.now])
+      } else {
+        await c.query(`UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1`, [running[0].id, maxSeq])
+      }
+      const { rows: doomed } = await c.query<{ lease_id: string }>(
+        `UPDATE ${s}.labels SET state = 2 WHERE instance = $1 AND customer = $2 AND state = 0 RETURNING lease_id`, [instance, customer])
+      const leaseIds = [...new Set(doomed.map((r) => r.lease_id))]
+      for (let i = 0; i < leaseIds.length; i += NOTIFY_CHUNK) {
+        await c.query('SELECT pg_notify($1, $2)', [this.#channel, JSON.stringify(leaseIds.slice(i, i + NOTIFY_CHUNK))])
+      }
+      const { rows } = await c.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'`, [instance, customer])
+      return { deletion: toRecord(rows[0]), created }
+    })
+  }
+
+  async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
+    const s = this.schema
+    const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string }>(
+      `WITH d AS (SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'),
+            c AS (SELECT l.seq FROM ${s}.labels l, d
+                  WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq
+                    AND (l.state = 1 OR l.lease_expires <= $2)
+                    AND (l.claim_until <= $2 OR l.claim_owner = $3)
+                  ORDER BY l.seq LIMIT $4
+                  FOR UPDATE OF l SKIP LOCKED)
+       UPDATE ${s}.labels SET claim_owner = $3, claim_until = $5 FROM c WHERE ${s}.labels.seq = c.seq
+       RETURNING ${s}.labels.seq, ${s}.labels.kind, ${s}.labels.rid`,
+      [deletionId, options.now, options.owner, options.limit, options.claimUntil])
+    return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
+  }
+
+  async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
+    const s = this.schema
+    await this.#tx(async (c) => {
+      await c.query(
+        `DELETE FROM ${s}.labels l USING ${s}.deletions d
+         WHERE d.id = $1 AND l.seq = ANY($2::bigint[]) AND l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq`,
+        [deletionId, keys])
+      await this.#addErased(c, deletionId, erased)
+    })
+  }
+
+  async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
+    const s = this.schema
+    const { rows } = await this.#db.query<DeletionRow>(
+      `UPDATE ${s}.deletions d SET status = 'completed', completed_at = $2
+       WHERE d.id = $1 AND d.status = 'running'
+         AND NOT EXISTS (SELECT 1 FROM ${s}.labels l WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq)
+       RETURNING *`, [deletionId, now])
+    if (rows.length > 0) return toRecord(rows[0])
+    const { rows: current } = await this.#db.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE id = $1`, [deletionId])
+    return current.length > 0 ? toRecord(current[0]) : null
+  }
+
+  async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
+    const { rows } = await this.#db.query<DeletionRow>(`SELECT * FROM ${this.schema}.deletions WHERE id = $1 AND instance = $2`, [deletionId, instance])
+    return rows.length > 0 ? toRecord(rows[0]) : null
+  }
+
+  async runningDeletions (limit: number): Promise<DeletionRef[]> {
+    const { rows } = await this.#db.query<DeletionRef>(
+      `SELECT id, instance FROM ${this.schema}.deletions WHERE status = 'running' ORDER BY created_at LIMIT $1`, [limit])
+    return rows
+  }
+
+  async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
+    const s = this.schema
+    const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string, labeled_at: string, state: number }>(
+      `SELECT seq, kind, rid, labeled_at, state FROM ${s}.labels
+       WHERE instance = $1 AND customer = $2
+         AND seq > greatest($3::bigint, coalesce((SELECT cover_seq FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'), 0))
+       ORDER BY seq LIMIT $4`, [instance, customer, cursor ?? '0', limit + 1])
+    const items = rows.slice(0, limit)
+    return {
+      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: Number(r.labeled_at), state: STATES[r.state] })),
+      next: rows.length > limit ? items[items.length - 1].seq : null
+    }
+  }
+
+  onDoom (listener: (leaseIds: string[]) => void): () => void {
+    this.#events.on('doom', listener)
+    return () => { this.#events.off('doom', listener) }
+  }
+}
+
+/** For a fleet of replicas sharing one PostgreSQL database. */
+export function postgresStore (options: PostgresStoreOptions): LabelStore {
+  return new PostgresStore(options)
+}

@@ -1,0 +1,95 @@
+import { test } from 'tap'
+import pg from 'pg'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { runLabelStoreContract, postgresStore, errors, CustomerDataEngine } from '../index.js'
+import { PG_URL, dropConnections, dropSchemas, pgSkipReason, uniqueSchema } from './helpers/pg.js'
+
+const skip = await pgSkipReason()
+const schemas: string[] = []
+function schema (): string {
+  const s = uniqueSchema()
+  schemas.push(s)
+  return s
+}
+
+test('PostgreSQL store passes the label store contract', { skip }, async (t) => {
+  t.teardown(() => dropSchemas(schemas))
+  runLabelStoreContract(t, async () => postgresStore({ connectionString: PG_URL, schema: schema() }))
+})
+
+test('schema migrations are versioned and run once across replicas', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const stores = Array.from({ length: 4 }, () => postgresStore({ connectionString: PG_URL, schema: s }))
+  await Promise.all(stores.map((x) => x.open()))
+  const secrets = await Promise.all(stores.map((x) => x.secret()))
+  t.ok(secrets.every((x) => x.equals(secrets[0])), 'replicas share one installation secret')
+  await Promise.all(stores.map((x) => x.close()))
+  const client = new pg.Client({ connectionString: PG_URL })
+  await client.connect()
+  t.same((await client.query(`SELECT version FROM ${s}.schema_version`)).rows, [{ version: 1 }])
+  await client.query(`UPDATE ${s}.schema_version SET version = 42`)
+  await client.end()
+  await t.rejects(postgresStore({ connectionString: PG_URL, schema: s }).open(), /version 42, newer than/)
+  t.throws(() => postgresStore({} as never), errors.FST_CUSTOMER_DATA_INVALID_OPTION)
+  t.throws(() => postgresStore({ connectionString: PG_URL, schema: 'Bad-Name' }), errors.FST_CUSTOMER_DATA_INVALID_OPTION)
+})
+
+test('a host-owned pool is used and left open', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 3 })
+  const store = postgresStore({ pool, schema: s })
+  await store.open()
+  await store.close()
+  t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }])
+  await pool.end()
+  await t.rejects(store.exportLabels('i', 'c', 1, null), errors.FST_CUSTOMER_DATA_CLOSED)
+})
+
+test('dropped connections during a deletion: it resumes and completes', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const app = `fcd-drop-${s}`
+  const erased = new Set<string>()
+  let calls = 0
+  let terminated = 0
+  const engine = new CustomerDataEngine({
+    store: postgresStore({ connectionString: `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${app}`, schema: s }),
+    batchSize: 10,
+    retryMinMs: 20,
+    retryMaxMs: 200,
+    reaperMs: 100,
+    erasers: {
+      audio: async (ids) => {
+        calls++
+        if (calls === 3) terminated = await dropConnections(app) // the database connections go away mid-deletion
+        await sleep(5)
+        for (const id of ids) erased.add(id)
+      }
+    }
+  })
+  await engine.start()
+  const leases = await Promise.all(Array.from({ length: 100 }, (_, i) => engine.label('i', ['c'], 'audio', `a${i}`)))
+  await Promise.all(leases.map((l) => l.commit()))
+  const rec = await engine.requestDeletion('i', 'c', 20_000)
+  t.equal(rec.status, 'completed')
+  t.same(rec.erased, { audio: 100 })
+  t.equal(erased.size, 100)
+  t.ok(terminated >= 2, `the store's connections were terminated (${terminated}), LISTEN included`)
+  t.ok(calls >= 10, 'the deletion went on after the connections were dropped')
+  // The LISTEN connection comes back: a doom notice from another replica still arrives.
+  await sleep(800)
+  const lease = await engine.label('i', ['d'], 'audio', 'live')
+  const other = new CustomerDataEngine({ store: postgresStore({ connectionString: PG_URL, schema: s }), erasers: { audio: async () => {} }, reaperMs: 1e6 })
+  await other.start()
+  await other.requestDeletion('i', 'd', 0)
+  const aborted = lease.signal.aborted || await Promise.race([
+    new Promise((resolve) => lease.signal.addEventListener('abort', () => resolve(true))),
+    sleep(3000).then(() => false)
+  ])
+  t.ok(aborted, 'a lease on this replica aborts after the reconnect')
+  await t.rejects(lease.commit(), errors.FST_CUSTOMER_DATA_LEASE_DOOMED)
+  await other.close()
+  await engine.close()
+})

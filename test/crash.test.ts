@@ -1,11 +1,12 @@
 // Durable (DESIGN.md §6): real server processes on SQLite, SIGKILLed at random moments — during a
 // deletion, or while labels are being written — and restarted on the same files.
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { kill, startChild, type Child } from './helpers/child.js'
+import { PG_URL, dropSchemas, pgSkipReason, uniqueSchema } from './helpers/pg.js'
 
 const AUTH = { authorization: 'Basic ' + Buffer.from('apikey:key-one').toString('base64') }
 const CUSTOMERS = ['alice', 'bob', 'carol']
@@ -50,10 +51,10 @@ async function exported (child: Child, customer: string): Promise<Set<string>> {
   return ids
 }
 
-async function trial (seed: number): Promise<string | null> {
+async function trial (seed: number, storeEnv: () => Record<string, string>): Promise<string | null> {
   const rand = prng(seed)
   const dir = mkdtempSync(join(tmpdir(), 'fcd-crash-'))
-  const env = { DB_PATH: join(dir, 'labels.db'), FILES_DIR: join(dir, 'files'), LEASE_MS: '400', ERASE_DELAY_MS: '15', BATCH_SIZE: '4' }
+  const env = { DB_PATH: join(dir, 'labels.db'), ...storeEnv(), FILES_DIR: join(dir, 'files'), LEASE_MS: '400', ERASE_DELAY_MS: '15', BATCH_SIZE: '4', ERASER_TIMEOUT_MS: '300' }
   const acked = new Map<string, Set<string>>(CUSTOMERS.map((c) => [c, new Set()]))
   const mode = seed % 2 === 0 ? 'during deletion' : 'during label writes'
   let first: Child | null = await startChild(env)
@@ -98,12 +99,27 @@ async function trial (seed: number): Promise<string | null> {
   }
 }
 
-test('SIGKILL during deletions and label writes: restart finishes the work, nothing acknowledged is lost', async (t) => {
+async function trials (t: Test, storeEnv: () => Record<string, string>, count: number): Promise<void> {
   const base = Number(process.env.CRASH_SEED ?? Date.now() % 100000)
-  const trials = Number(process.env.CRASH_TRIALS ?? 20)
+  const n = Number(process.env.CRASH_TRIALS ?? count)
   t.comment(`crash seed ${base} (rerun with CRASH_SEED=${base})`)
-  for (let seed = base; seed < base + trials; seed++) {
-    const problem = await trial(seed)
+  for (let seed = base; seed < base + n; seed++) {
+    const problem = await trial(seed, storeEnv)
     t.equal(problem, null, `trial seed ${seed}${problem === null ? '' : ` (rerun with CRASH_SEED=${seed} CRASH_TRIALS=1)`}`)
   }
+}
+
+test('SQLite: SIGKILL during deletions and label writes; restart finishes the work, nothing acknowledged is lost', async (t) => {
+  await trials(t, () => ({}), 20)
+})
+
+const pgSkip = await pgSkipReason()
+test('PostgreSQL: the same crash trials', { skip: pgSkip }, async (t) => {
+  const schemas: string[] = []
+  t.teardown(() => dropSchemas(schemas))
+  await trials(t, () => {
+    const schema = uniqueSchema()
+    schemas.push(schema)
+    return { DATABASE_URL: PG_URL, PG_SCHEMA: schema }
+  }, 10)
 })

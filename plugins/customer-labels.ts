@@ -8,13 +8,14 @@ import {
 import { CustomerDataEngine, type EngineOptions } from '../lib/engine.js'
 import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
+import { sqliteStore } from '../lib/stores/sqlite.js'
 import { sendStoreAware } from './watson-reply.js'
 
 export type RequestInstanceResolver = (request: FastifyRequest) => string | null | Promise<string | null>
 
 export interface CustomerLabelsOptions extends Omit<EngineOptions, 'logger' | 'store'> {
-  /** Where labels and deletion records live. */
-  store: LabelStore
+  /** Where labels and deletion records live. Default: sqliteStore({ path: './customer-data.db' }). */
+  store?: LabelStore
   /** Required: the service instance a request's credentials belong to, or null (→ 401). */
   instance: RequestInstanceResolver
   /** How long DELETE /v1/user_data waits for completion before answering 202. Default 5000 ms. */
@@ -99,6 +100,7 @@ export class RequestCustomerData {
 const kRequestData = Symbol('customerData.request')
 const kRouteLease = Symbol('customerData.lease')
 const DEFAULT_WAIT_MS = 5000
+export const DEFAULT_SQLITE_PATH = 'customer-data.db'
 const MAX_EXPORT_LIMIT = 1000
 
 type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease }
@@ -110,7 +112,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   const waitMs = options.waitMs ?? DEFAULT_WAIT_MS
   if (!Number.isFinite(waitMs) || waitMs < 0) throw new FST_CUSTOMER_DATA_INVALID_OPTION('waitMs must be a number of milliseconds ≥ 0')
   const resolver = options.instance
-  const engine = new CustomerDataEngine({ ...options, logger: fastify.log })
+  const engine = new CustomerDataEngine({ ...options, store: options.store ?? sqliteStore({ path: DEFAULT_SQLITE_PATH }), logger: fastify.log })
 
   const api: CustomerDataApi = {
     engine,

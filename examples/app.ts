@@ -1,0 +1,104 @@
+// A Watson-compatible Speech to Text service built on fastify-customer-data, using only the
+// package's public API, as a host would.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import multipart from '@fastify/multipart'
+import websocket from '@fastify/websocket'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import customerData, { apiKeyInstances, errors, postgresStore, sqliteStore, userDataRoutes, type Eraser } from 'fastify-customer-data'
+import { DEFAULT_LIMITS, HttpError, type Host, type Limits } from './http.js'
+import { BuiltinRecognizer, type Recognizer } from './recognizer.js'
+import { customModelRoutes } from './routes/custom-models.js'
+import { jobRoutes } from './routes/jobs.js'
+import { recognizeRoutes } from './routes/recognize.js'
+import { BodyTooLarge, FileStore, postgresDocuments, sqliteDocuments } from './storage.js'
+
+export interface ServerOptions {
+  dataDir: string
+  /** API key → instance id. */
+  apiKeys: Record<string, string>
+  /** A postgres:// URL selects PostgreSQL for labels and documents; otherwise SQLite in dataDir. */
+  databaseUrl?: string
+  recognizer?: Recognizer
+  limits?: Partial<Limits>
+  logger?: FastifyServerOptions['logger']
+  /** Passed to the customer-data plugin (tests shorten timers). */
+  customerData?: { waitMs?: number, leaseMs?: number, reaperMs?: number }
+}
+
+/** The kinds this service labels (WATSON-WIRE.md, Labeled methods). */
+export const LABELED_KINDS = ['recognition', 'job', 'callback', 'corpus', 'word', 'grammar', 'audio'] as const
+
+export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
+  mkdirSync(options.dataDir, { recursive: true })
+  const usePostgres = options.databaseUrl?.startsWith('postgres') === true
+  const docs = usePostgres ? await postgresDocuments(options.databaseUrl as string) : sqliteDocuments(join(options.dataDir, 'documents.db'))
+  const files = new FileStore(options.dataDir)
+  const host: Host = { docs, files, recognizer: options.recognizer ?? new BuiltinRecognizer(), limits: { ...DEFAULT_LIMITS, ...options.limits } }
+
+  const app = Fastify({ logger: options.logger ?? false, clientErrorHandler: errors.watsonClientErrorHandler, bodyLimit: host.limits.jsonBytes })
+
+  // Bodies are streams: audio goes to disk as it arrives, JSON is read with a limit by the route,
+  // and the SDK's body-less JSON POSTs and binary-as-JSON recognize requests are accepted.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+  await app.register(multipart, { limits: { fileSize: host.limits.recognizeBytes, files: 100, fields: 20, fieldSize: 1e6, parts: 120 } })
+  await app.register(websocket, { options: { maxPayload: host.limits.recognizeBytes } })
+
+  // Erasers: remove a resource's document and its file (DESIGN.md §1: the host says how to erase).
+  const erasers: Record<string, Eraser> = {}
+  for (const kind of LABELED_KINDS) {
+    erasers[kind] = async (ids, { instance }) => {
+      await docs.delete(instance, kind, ids)
+      await files.remove(instance, kind, ids)
+    }
+  }
+  await app.register(customerData, {
+    store: usePostgres ? postgresStore({ connectionString: options.databaseUrl as string }) : sqliteStore({ path: join(options.dataDir, 'labels.db') }),
+    instance: apiKeyInstances({ keys: options.apiKeys }),
+    erasers,
+    routes: false,
+    ...options.customerData
+  })
+  app.addHook('onClose', async () => { await docs.close() })
+
+  app.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
+    let status = err.statusCode ?? 500
+    let message = err.message
+    if (err instanceof BodyTooLarge || err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FILES_LIMIT') {
+      status = 413
+      message = err instanceof BodyTooLarge ? err.message : `The multipart request exceeds a limit: ${err.message}`
+    } else if (status >= 500) {
+      request.log.error({ err }, 'request failed')
+      message = status === 503 ? message : 'Internal server error.'
+    }
+    if (status === 503) reply.header('retry-after', '5')
+    reply.code(status).send(errors.watsonErrorBody(status, message))
+  })
+  app.setNotFoundHandler((_request, reply) => {
+    reply.code(404).send(errors.watsonErrorBody(404, 'No such child resource.'))
+  })
+
+  // Every Watson route needs credentials of an instance: 401 before anything else happens.
+  app.addHook('preHandler', async (request, reply) => {
+    try {
+      (request as typeof request & { instanceId: string }).instanceId = await request.customerData.instance()
+    } catch (err) {
+      const e = err as { statusCode?: number, message: string }
+      return reply.code(e.statusCode ?? 401).send(e.statusCode === 503 ? errors.watsonErrorBody(503, e.message) : { code: 401, error: 'Unauthorized' })
+    }
+  })
+
+  // The same routes at /v1/… and under a Watson instance URL, /instances/:instance_id/v1/….
+  for (const prefix of ['', '/instances/:instance_id']) {
+    await app.register(async (scope) => {
+      recognizeRoutes(scope, host)
+      jobRoutes(scope, host)
+      customModelRoutes(scope, host)
+    }, { prefix })
+    await app.register(userDataRoutes, { prefix })
+  }
+  return app
+}
+
+export { HttpError }

@@ -33,6 +33,7 @@ async function receiveAudio (host: Host, request: FastifyRequest, instance: stri
   }
   let contentType: string | undefined
   const joined = new PassThrough()
+  joined.on('error', () => {}) // its consumer (the file write) reports the failure
   const writing = host.files.write(instance, KIND, id, joined, host.limits.recognizeBytes)
   writing.catch(() => {})
   try {

@@ -80,7 +80,13 @@ interface DeletionRow {
 }
 
 interface LabelRow { seq: string, instance: string, customer: string, kind: string, rid: string, state: number }
-interface QueuedLabels { labels: readonly LabelInput[], resolve: () => void, reject: (err: Error) => void }
+/** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
+interface QueuedWrite {
+  labels?: readonly LabelInput[]
+  leaseId?: string
+  resolve: (result?: CommitResult) => void
+  reject: (err: Error) => void
+}
 
 function toRecord (r: DeletionRow): DeletionRecord {
   return {
@@ -108,7 +114,7 @@ export class PostgresStore implements LabelStore {
   #listener: pg.PoolClient | null = null
   #listenRetry: NodeJS.Timeout | null = null
   #events = new EventEmitter()
-  #queue: QueuedLabels[] = []
+  #queue: QueuedWrite[] = []
   #flushing: Promise<void> | null = null
   #closed = false
   readonly #channel: string
@@ -234,40 +240,86 @@ export class PostgresStore implements LabelStore {
   }
 
   label (labels: readonly LabelInput[]): Promise<void> {
+    return this.#enqueue({ labels, resolve: () => {}, reject: () => {} }).then(() => {})
+  }
+
+  /** Commits share group transactions with labels (see the SQLite store for why that is safe). */
+  commit (leaseId: string): Promise<CommitResult> {
+    return this.#enqueue({ leaseId, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  }
+
+  #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
     if (this.#pool === null || this.#closed) return Promise.reject(new FST_CUSTOMER_DATA_CLOSED())
     return new Promise((resolve, reject) => {
-      this.#queue.push({ labels, resolve, reject })
-      this.#flushing ??= this.#flush().finally(() => { this.#flushing = null })
+      write.resolve = resolve
+      write.reject = reject
+      this.#queue.push(write)
+      // #flush clears #flushing synchronously when its queue runs dry, so a write queued by a
+      // continuation of the last group starts a new flush instead of waiting for nobody.
+      this.#flushing ??= this.#flush()
     })
   }
 
-  /** Group commit: every label queued while the previous transaction ran goes in the next one. */
+  /** Group commit: every write queued while the previous transaction ran goes in the next one. */
   async #flush (): Promise<void> {
     while (this.#queue.length > 0) {
       const group = this.#queue.splice(0, 1000)
-      const cols: [string[], string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], []]
-      for (const item of group) {
-        for (const l of item.labels) {
-          for (const customer of l.customers) {
-            cols[0].push(l.instance); cols[1].push(customer); cols[2].push(l.kind); cols[3].push(l.id)
-            cols[4].push(l.leaseId); cols[5].push(String(l.expiresAt)); cols[6].push(String(l.now))
-          }
-        }
-      }
-      const keys = [...new Set(cols[0].map((instance, i) => instance + '\u0001' + cols[1][i]))].sort()
       try {
-        await this.#tx(async (c) => {
-          await c.query('SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k', [keys])
-          await c.query(
-              `INSERT INTO ${this.schema}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
-               SELECT i, c, k, r, 0, l, e, n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS t(i, c, k, r, l, e, n)`,
-              cols)
+        const results = await this.#tx(async (c) => {
+          await this.#insertLabels(c, group.flatMap((w) => w.labels ?? []))
+          return await this.#commitLeases(c, group.flatMap((w) => w.leaseId ?? []))
         })
-        for (const item of group) item.resolve()
+        for (const w of group) w.resolve(w.leaseId === undefined ? undefined : results.get(w.leaseId))
       } catch (err) {
-        for (const item of group) item.reject(err as Error)
+        for (const w of group) w.reject(err as Error)
       }
     }
+    this.#flushing = null // synchronously, before the last group's continuations run
+  }
+
+  async #insertLabels (c: pg.PoolClient, labels: readonly LabelInput[]): Promise<void> {
+    if (labels.length === 0) return
+    const cols: [string[], string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], []]
+    for (const l of labels) {
+      for (const customer of l.customers) {
+        cols[0].push(l.instance); cols[1].push(customer); cols[2].push(l.kind); cols[3].push(l.id)
+        cols[4].push(l.leaseId); cols[5].push(String(l.expiresAt)); cols[6].push(String(l.now))
+      }
+    }
+    const keys = [...new Set(cols[0].map((instance, i) => instance + '\u0001' + cols[1][i]))].sort()
+    await c.query('SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k', [keys])
+    await c.query(
+      `INSERT INTO ${this.schema}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
+       SELECT i, c, k, r, 0, l, e, n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS t(i, c, k, r, l, e, n)`,
+      cols)
+  }
+
+  async #commitLeases (c: pg.PoolClient, leaseIds: string[]): Promise<Map<string, CommitResult>> {
+    const results = new Map<string, CommitResult>()
+    if (leaseIds.length === 0) return results
+    const s = this.schema
+    const { rows } = await c.query<LabelRow & { lease_id: string }>(
+      `SELECT seq, lease_id, instance, customer, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($1::text[]) ORDER BY seq FOR UPDATE`, [leaseIds])
+    const byLease = new Map<string, LabelRow[]>()
+    for (const r of rows) byLease.set(r.lease_id, [...(byLease.get(r.lease_id) ?? []), r])
+    const committing: LabelRow[] = []
+    for (const id of leaseIds) {
+      const mine = byLease.get(id)
+      if (mine === undefined) results.set(id, { status: 'gone' })
+      else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinct(mine) })
+      else { results.set(id, { status: 'committed' }); committing.push(...mine) }
+    }
+    if (committing.length === 0) return results
+    // A resource already labeled (committed, not covered by a running deletion) keeps its older label.
+    const { rows: twins } = await c.query<{ seq: string }>(
+      `SELECT t.seq FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(seq, i, c, k, r)
+       WHERE EXISTS (SELECT 1 FROM ${s}.labels l WHERE l.instance = t.i AND l.customer = t.c AND l.kind = t.k AND l.rid = t.r AND l.state = 1
+         AND l.seq > coalesce((SELECT cover_seq FROM ${s}.deletions d WHERE d.instance = t.i AND d.customer = t.c AND d.status = 'running'), 0))`,
+      [committing.map((r) => r.seq), committing.map((r) => r.instance), committing.map((r) => r.customer), committing.map((r) => r.kind), committing.map((r) => r.rid)])
+    const duplicate = new Set(twins.map((t) => t.seq))
+    await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[])`, [[...duplicate]])
+    await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = ANY($1::bigint[])`, [committing.map((r) => r.seq).filter((seq) => !duplicate.has(seq))])
+    return results
   }
 
   async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
@@ -283,24 +335,6 @@ export class PostgresStore implements LabelStore {
     const { rows } = await c.query<LabelRow>(
       `SELECT seq, instance, customer, kind, rid, state FROM ${this.schema}.labels WHERE lease_id = $1 ORDER BY seq FOR UPDATE`, [leaseId])
     return rows
-  }
-
-  async commit (leaseId: string): Promise<CommitResult> {
-    const s = this.schema
-    return await this.#tx(async (c): Promise<CommitResult> => {
-      const rows = await this.#leaseRows(c, leaseId)
-      if (rows.length === 0) return { status: 'gone' }
-      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
-      for (const row of rows) {
-        const { rows: twin } = await c.query(
-          `SELECT 1 FROM ${s}.labels l WHERE l.instance = $1 AND l.customer = $2 AND l.kind = $3 AND l.rid = $4 AND l.state = 1
-             AND l.seq > coalesce((SELECT cover_seq FROM ${s}.deletions d WHERE d.instance = $1 AND d.customer = $2 AND d.status = 'running'), 0)
-           LIMIT 1`, [row.instance, row.customer, row.kind, row.rid])
-        if (twin.length > 0) await c.query(`DELETE FROM ${s}.labels WHERE seq = $1`, [row.seq])
-        else await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = $1`, [row.seq])
-      }
-      return { status: 'committed' }
-    })
   }
 
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {

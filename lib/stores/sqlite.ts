@@ -25,7 +25,7 @@ export interface SqliteStoreOptions {
    * NORMAL survives a process crash but may lose the last transactions on power loss.
    */
   synchronous?: 'FULL' | 'NORMAL'
-  /** Most labels written in one group commit. Default 1000. */
+  /** Most writes (label requests and commits) in one group transaction. Default 1000. */
   maxGroup?: number
 }
 
@@ -79,7 +79,10 @@ interface DeletionRow {
   completed_at: number | null
 }
 
-interface QueuedLabels { labels: readonly LabelInput[], resolve: () => void, reject: (err: Error) => void }
+/** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
+type QueuedWrite =
+  | { labels: readonly LabelInput[], leaseId?: undefined, resolve: (result?: CommitResult) => void, reject: (err: Error) => void }
+  | { labels?: undefined, leaseId: string, resolve: (result: CommitResult) => void, reject: (err: Error) => void }
 
 interface LabelRow { seq: number, instance: string, customer: string, kind: string, rid: string, state: number }
 
@@ -140,7 +143,7 @@ export class SqliteStore implements LabelStore {
   readonly #maxGroup: number
   #db: Database.Database | null = null
   #events = new EventEmitter()
-  #queue: QueuedLabels[] = []
+  #queue: QueuedWrite[] = []
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
@@ -200,9 +203,24 @@ export class SqliteStore implements LabelStore {
   }
 
   label (labels: readonly LabelInput[]): Promise<void> {
+    return this.#enqueue({ labels, resolve: () => {}, reject: () => {} }).then(() => {})
+  }
+
+  /**
+   * Commits join the same group transactions as labels. They need not be durable before the
+   * writer goes on: a commit lost in a crash leaves the label pending, and a deletion still
+   * covers pending labels.
+   */
+  commit (leaseId: string): Promise<CommitResult> {
+    return this.#enqueue({ leaseId, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  }
+
+  #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
     if (this.#db === null) return Promise.reject(new FST_CUSTOMER_DATA_CLOSED())
     return new Promise((resolve, reject) => {
-      this.#queue.push({ labels, resolve, reject })
+      write.resolve = resolve
+      write.reject = reject
+      this.#queue.push(write)
       if (!this.#flushScheduled) {
         this.#flushScheduled = true
         setImmediate(() => { this.#flush() })
@@ -210,29 +228,25 @@ export class SqliteStore implements LabelStore {
     })
   }
 
-  /** Writes every queued label in as few transactions as the group limit allows. */
+  /** Runs every queued write, in order, in as few transactions as the group limit allows. */
   #flush (): void {
     this.#flushScheduled = false
     while (this.#queue.length > 0) {
-      const group: QueuedLabels[] = []
-      let n = 0
-      while (this.#queue.length > 0 && n < this.#maxGroup) {
-        const item = this.#queue.shift() as QueuedLabels
-        group.push(item)
-        for (const l of item.labels) n += l.customers.length
-      }
+      const group = this.#queue.splice(0, this.#maxGroup)
+      let results: Array<CommitResult | undefined>
       try {
-        this.#conn.transaction(() => {
-          for (const item of group) {
-            for (const l of item.labels) {
-              for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
-            }
+        results = this.#conn.transaction(() => group.map((write) => {
+          if (write.leaseId !== undefined) return this.#commitNow(write.leaseId)
+          for (const l of write.labels) {
+            for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
           }
-        }).immediate()
-        for (const item of group) item.resolve()
+          return undefined
+        })).immediate()
       } catch (err) {
-        for (const item of group) item.reject(err as Error)
+        for (const write of group) write.reject(err as Error)
+        continue
       }
+      group.forEach((write, i) => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
     }
   }
 
@@ -252,19 +266,17 @@ export class SqliteStore implements LabelStore {
     return this.#q.coverSeq.get(instance, customer)?.cover_seq ?? 0
   }
 
-  async commit (leaseId: string): Promise<CommitResult> {
-    return this.#conn.transaction((): CommitResult => {
-      const rows = this.#q.leaseRows.all(leaseId)
-      if (rows.length === 0) return { status: 'gone' }
-      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
-      for (const row of rows) {
-        const cover = this.#coverSeq(row.instance, row.customer)
-        const twin = this.#q.sameCommitted.get(row.instance, row.customer, row.kind, row.rid, cover)
-        if (twin !== undefined && twin.seq !== row.seq) this.#q.deleteRow.run(row.seq) // already labeled: keep the older label
-        else this.#q.commitRow.run(row.seq)
-      }
-      return { status: 'committed' }
-    }).immediate()
+  #commitNow (leaseId: string): CommitResult {
+    const rows = this.#q.leaseRows.all(leaseId)
+    if (rows.length === 0) return { status: 'gone' }
+    if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
+    for (const row of rows) {
+      const cover = this.#coverSeq(row.instance, row.customer)
+      const twin = this.#q.sameCommitted.get(row.instance, row.customer, row.kind, row.rid, cover)
+      if (twin !== undefined && twin.seq !== row.seq) this.#q.deleteRow.run(row.seq) // already labeled: keep the older label
+      else this.#q.commitRow.run(row.seq)
+    }
+    return { status: 'committed' }
   }
 
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {

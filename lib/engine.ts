@@ -265,6 +265,7 @@ export class CustomerDataEngine implements LeaseHost {
 
   async #run (deletionId: string, instance: string): Promise<DeletionRecord | null> {
     let failures = 0
+    let after: string | null = null
     while (!this.#stop.signal.aborted) {
       try {
         const now = Date.now()
@@ -272,10 +273,15 @@ export class CustomerDataEngine implements LeaseHost {
           owner: this.#owner,
           limit: this.batchSize,
           now,
+          after,
           // A claim outlives the slowest eraser call, so no other worker erases the same batch meanwhile;
           // if this process dies, another takes the batch over soon after.
           claimUntil: now + this.eraserTimeoutMs + CLAIM_MARGIN_MS
         })
+        if (batch.length === 0 && after !== null) {
+          after = null // one more pass from the start: labels skipped on the way may be ready now
+          continue
+        }
         if (batch.length === 0) {
           const rec = await this.store.finishDeletion(deletionId, Date.now())
           if (rec?.status === 'completed') {
@@ -284,6 +290,7 @@ export class CustomerDataEngine implements LeaseHost {
           }
           return rec
         }
+        after = batch[batch.length - 1].key
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
         failures = 0

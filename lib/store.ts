@@ -77,6 +77,12 @@ export interface ClaimOptions {
   limit: number
   now: number
   claimUntil: number
+  /**
+   * The key of the last label this worker claimed in its current pass, or null to start from the
+   * beginning. Stores that order by key can skip what lies before it (PostgreSQL: dead index
+   * entries of erased labels); a store may ignore it.
+   */
+  after?: string | null
 }
 
 export interface LabelStore {

@@ -399,14 +399,14 @@ export class PostgresStore implements LabelStore {
     const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string }>(
       `WITH d AS (SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'),
             c AS (SELECT l.seq FROM ${s}.labels l, d
-                  WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq
+                  WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq AND l.seq > $6::bigint
                     AND (l.state = 1 OR l.lease_expires <= $2)
                     AND (l.claim_until <= $2 OR l.claim_owner = $3)
                   ORDER BY l.seq LIMIT $4
                   FOR UPDATE OF l SKIP LOCKED)
        UPDATE ${s}.labels SET claim_owner = $3, claim_until = $5 FROM c WHERE ${s}.labels.seq = c.seq
        RETURNING ${s}.labels.seq, ${s}.labels.kind, ${s}.labels.rid`,
-      [deletionId, options.now, options.owner, options.limit, options.claimUntil])
+      [deletionId, options.now, options.owner, options.limit, options.claimUntil, options.after ?? '0'])
     return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
   }
 

@@ -44,15 +44,12 @@ const MIGRATIONS = [
      state INTEGER NOT NULL,
      lease_id TEXT,
      lease_expires INTEGER NOT NULL DEFAULT 0,
-     labeled_at INTEGER NOT NULL,
-     claim_owner TEXT,
-     claim_until INTEGER NOT NULL DEFAULT 0
+     labeled_at INTEGER NOT NULL
    );
    CREATE INDEX labels_by_customer ON labels (instance, customer, seq);
    CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
    CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
    CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = 1;
-   CREATE INDEX labels_claimed ON labels (claim_owner) WHERE claim_owner IS NOT NULL;
    CREATE TABLE deletions (
      id TEXT PRIMARY KEY,
      instance TEXT NOT NULL,
@@ -108,14 +105,12 @@ function prepareStatements (db: Database.Database) {
     extendCover: db.prepare('UPDATE deletions SET cover_seq = ? WHERE id = ?'),
     pendingLeases: db.prepare<[string, string], { lease_id: string }>('SELECT DISTINCT lease_id FROM labels WHERE instance = ? AND customer = ? AND state = 0'),
     doom: db.prepare('UPDATE labels SET state = 2 WHERE instance = ? AND customer = ? AND state = 0'),
-    claimable: db.prepare<[string, string, number, number, number, string, number], { seq: number, kind: string, rid: string }>(
+    claimable: db.prepare<[string, string, number, number, number], { seq: number, kind: string, rid: string }>(
       `SELECT seq, kind, rid FROM labels
-       WHERE instance = ? AND customer = ? AND seq <= ?
-         AND (state = 1 OR lease_expires <= ?)
-         AND (claim_until <= ? OR claim_owner = ?)
-       ORDER BY seq LIMIT ?`),
-    claim: db.prepare('UPDATE labels SET claim_owner = ?, claim_until = ? WHERE seq = ?'),
-    deleteCovered: db.prepare('DELETE FROM labels WHERE seq = ? AND instance = ? AND customer = ? AND seq <= ?'),
+       WHERE instance = ? AND customer = ? AND seq <= ? AND seq > ? AND (state = 1 OR lease_expires <= ?)
+       ORDER BY seq`),
+    deleteCovered: db.prepare(`DELETE FROM labels WHERE seq IN (SELECT value FROM json_each(?))
+      AND instance = ? AND customer = ? AND seq <= ?`),
     setErased: db.prepare('UPDATE deletions SET erased = ? WHERE id = ?'),
     anyCovered: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM labels WHERE instance = ? AND customer = ? AND seq <= ? LIMIT 1'),
     complete: db.prepare("UPDATE deletions SET status = 'completed', completed_at = ? WHERE id = ?"),
@@ -144,6 +139,11 @@ export class SqliteStore implements LabelStore {
   #db: Database.Database | null = null
   #events = new EventEmitter()
   #queue: QueuedWrite[] = []
+  /**
+   * Batch claims live in memory: one process owns the file, so a claim could only ever be
+   * contested within it, and a crash releases them all.
+   */
+  #claims = new Map<number, { owner: string, until: number }>()
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
@@ -181,8 +181,6 @@ export class SqliteStore implements LabelStore {
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
       db.pragma(`user_version = ${MIGRATIONS.length}`)
     }).immediate()
-    // One process owns this file: claims left by a previous process died with it.
-    db.prepare('UPDATE labels SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL').run()
     this.#db = db
     this.#q = prepareStatements(db)
   }
@@ -192,6 +190,7 @@ export class SqliteStore implements LabelStore {
     this.#flush()
     this.#db.close()
     this.#db = null
+    this.#claims.clear()
     this.#events.removeAllListeners()
   }
 
@@ -329,20 +328,25 @@ export class SqliteStore implements LabelStore {
   }
 
   async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
-    return this.#conn.transaction((): ClaimedLabel[] => {
-      const rec = this.#q.byId.get(deletionId)
-      if (rec === undefined || rec.status !== 'running') return []
-      const rows = this.#q.claimable.all(rec.instance, rec.customer, rec.cover_seq, options.now, options.now, options.owner, options.limit)
-      for (const r of rows) this.#q.claim.run(options.owner, options.claimUntil, r.seq)
-      return rows.map((r) => ({ key: String(r.seq), kind: r.kind, id: r.rid }))
-    }).immediate()
+    const rec = this.#q.byId.get(deletionId)
+    if (rec === undefined || rec.status !== 'running') return []
+    const out: ClaimedLabel[] = []
+    for (const r of this.#q.claimable.iterate(rec.instance, rec.customer, rec.cover_seq, Number(options.after ?? 0), options.now)) {
+      const claim = this.#claims.get(r.seq)
+      if (claim !== undefined && claim.owner !== options.owner && claim.until > options.now) continue
+      this.#claims.set(r.seq, { owner: options.owner, until: options.claimUntil })
+      out.push({ key: String(r.seq), kind: r.kind, id: r.rid })
+      if (out.length >= options.limit) break
+    }
+    return out
   }
 
   async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
     this.#conn.transaction(() => {
       const rec = this.#q.byId.get(deletionId)
       if (rec === undefined) return
-      for (const key of keys) this.#q.deleteCovered.run(Number(key), rec.instance, rec.customer, rec.cover_seq)
+      this.#q.deleteCovered.run(`[${keys.map(Number).join(',')}]`, rec.instance, rec.customer, rec.cover_seq)
+      for (const key of keys) this.#claims.delete(Number(key))
       this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), erased)), deletionId)
     }).immediate()
   }

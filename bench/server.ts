@@ -58,5 +58,6 @@ if (mode === 'label') {
   app.post('/r', async () => ({ ok: true }))
 }
 
+process.once('SIGINT', () => { process.exit(0) }) // lets --cpu-prof write its profile
 await app.listen({ port: 0, host: '127.0.0.1' })
 process.stdout.write(`listening ${(app.server.address() as { port: number }).port}\n`)

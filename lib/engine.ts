@@ -74,11 +74,8 @@ export class CustomerDataEngine implements LeaseHost {
   readonly #erasers: Map<string, Eraser>
   readonly #log: EngineLogger
   readonly #owner = randomUUID()
-  // Weak, so a lease its writer forgot (never committed) does not pin memory.
-  readonly #leases = new Map<string, WeakRef<Lease>>()
-  readonly #forgotten = new FinalizationRegistry<string>((id) => {
-    if (this.#leases.get(id)?.deref() === undefined) this.#leases.delete(id)
-  })
+  /** Open leases by id, for doom notices. A lease its writer forgot is dropped by the reaper. */
+  readonly #leases = new Map<string, { lease: Lease, since: number }>()
 
   readonly #runs = new Map<string, Promise<DeletionRecord | null>>()
   readonly #stop = new AbortController()
@@ -125,7 +122,7 @@ export class CustomerDataEngine implements LeaseHost {
     await this.store.open()
     this.#secret = this.#secretOption ?? await this.store.secret()
     this.#unsubscribe = this.store.onDoom((leaseIds) => {
-      for (const id of leaseIds) this.#leases.get(id)?.deref()?.doom()
+      for (const id of leaseIds) this.#leases.get(id)?.lease.doom()
     })
     this.#timer = setInterval(() => { this.reap() }, this.reaperMs)
     this.#timer.unref()
@@ -158,8 +155,7 @@ export class CustomerDataEngine implements LeaseHost {
     const now = Date.now()
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
-    this.#leases.set(lease.id, new WeakRef(lease))
-    this.#forgotten.register(lease, lease.id, lease)
+    this.#leases.set(lease.id, { lease, since: now })
     return lease
   }
 
@@ -189,13 +185,14 @@ export class CustomerDataEngine implements LeaseHost {
 
   async renewLease (lease: Lease): Promise<void> {
     if (!lease.labeled) return
+    const entry = this.#leases.get(lease.id)
+    if (entry !== undefined) entry.since = Date.now()
     const lost = await this.#storeCall(() => this.store.renew([lease.id], Date.now() + this.leaseMs))
     if (lost.length > 0) lease.doom()
   }
 
   releaseLease (lease: Lease): void {
     this.#leases.delete(lease.id)
-    this.#forgotten.unregister(lease)
   }
 
   /**
@@ -238,6 +235,7 @@ export class CustomerDataEngine implements LeaseHost {
   reap (): Promise<void> {
     if (this.#reaping !== null || this.#stop.signal.aborted) return this.#reaping ?? Promise.resolve()
     this.#reaping = (async () => {
+      this.#dropForgottenLeases()
       try {
         const running = await this.store.runningDeletions(1000)
         for (const d of running) {
@@ -251,6 +249,18 @@ export class CustomerDataEngine implements LeaseHost {
       }
     })()
     return this.#reaping
+  }
+
+  /**
+   * A lease never committed nor cancelled, and not renewed for 10 lease periods, belongs to a
+   * writer that forgot it: its labels stay (pending, expired) for any deletion to find, and the
+   * map lets go of it.
+   */
+  #dropForgottenLeases (): void {
+    const cutoff = Date.now() - 10 * this.leaseMs
+    for (const [id, entry] of this.#leases) {
+      if (entry.since < cutoff) this.#leases.delete(id)
+    }
   }
 
   /** Runs the deletion in this process unless it already is; callers share one run. */

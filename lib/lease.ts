@@ -19,7 +19,9 @@ export class Lease {
   readonly id: string
   readonly resources: LeaseResource[]
   readonly #host: LeaseHost
-  readonly #controller = new AbortController()
+  // Made on first use: most leases (short requests) never look at their signal.
+  #controller: AbortController | null = null
+  #doomed = false
   #ended = false
   #keepAlive: NodeJS.Timeout | null = null
 
@@ -36,13 +38,22 @@ export class Lease {
   }
 
   /** Aborts when a deletion dooms this lease; stop writing and call commit() or cancel(). */
-  get signal (): AbortSignal { return this.#controller.signal }
-  get doomed (): boolean { return this.#controller.signal.aborted }
+  get signal (): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController()
+      if (this.#doomed) this.#controller.abort(new FST_CUSTOMER_DATA_LEASE_DOOMED())
+    }
+    return this.#controller.signal
+  }
+
+  get doomed (): boolean { return this.#doomed }
   get ended (): boolean { return this.#ended }
 
   /** Called by the engine when a doom notice names this lease. */
   doom (): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(new FST_CUSTOMER_DATA_LEASE_DOOMED())
+    if (this.#doomed) return
+    this.#doomed = true
+    this.#controller?.abort(new FST_CUSTOMER_DATA_LEASE_DOOMED())
   }
 
   /**

@@ -104,7 +104,9 @@ test('a WebSocket session whose customer is deleted gets an error frame, close 1
   const exported = await (await fetch(`${base}/v1/user_data?customer_id=carol`, { headers: AUTH })).json() as { resources: Array<{ kind: string, id: string }> }
   t.equal(exported.resources.length, 1, 'the live session is labeled')
   const id = exported.resources[0].id
-  t.ok(existsSync(new FileStore(dataDir).path('inst', 'recognition', id)), 'the session is storing audio')
+  const file = new FileStore(dataDir).path('inst', 'recognition', id)
+  for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((resolve) => setTimeout(resolve, 10)) // the write stream opens asynchronously
+  t.ok(existsSync(file), 'the session is storing audio')
   const del = await fetch(`${base}/v1/user_data?customer_id=carol`, { method: 'DELETE', headers: AUTH })
   t.equal(del.status, 200)
   t.equal(await closed, 1011)

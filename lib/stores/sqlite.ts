@@ -11,6 +11,7 @@ import Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import { Checkpointer } from './sqlite-checkpointer.js'
 import {
   addCounts,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
@@ -30,6 +31,7 @@ export interface SqliteStoreOptions {
 }
 
 const DOOMED = 2
+const CHECKPOINT_MS = 200
 const STATES: LabelState[] = ['pending', 'committed', 'doomed']
 
 /** Each entry migrates the schema from version i to i + 1. */
@@ -144,6 +146,8 @@ export class SqliteStore implements LabelStore {
    * contested within it, and a crash releases them all.
    */
   #claims = new Map<number, { owner: string, until: number }>()
+  #checkpointer: Checkpointer | null = null
+  #checkpointTimer: NodeJS.Timeout | null = null
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
@@ -172,6 +176,7 @@ export class SqliteStore implements LabelStore {
     db.pragma('secure_delete = ON') // erased rows are overwritten with zeros, not left in free pages
     db.pragma('busy_timeout = 5000')
     db.pragma('foreign_keys = OFF')
+    db.pragma('wal_autocheckpoint = 0') // the checkpointer worker does it, off the event loop
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > MIGRATIONS.length) {
       db.close()
@@ -183,12 +188,19 @@ export class SqliteStore implements LabelStore {
     }).immediate()
     this.#db = db
     this.#q = prepareStatements(db)
+    this.#checkpointer = new Checkpointer(this.path)
+    this.#checkpointTimer = setInterval(() => { this.#checkpointer?.nudge() }, CHECKPOINT_MS)
+    this.#checkpointTimer.unref()
   }
 
   async close (): Promise<void> {
     if (this.#db === null) return
     this.#flush()
-    this.#db.close()
+    if (this.#checkpointTimer !== null) clearInterval(this.#checkpointTimer)
+    this.#checkpointTimer = null
+    await this.#checkpointer?.close()
+    this.#checkpointer = null
+    this.#db.close() // the last connection to close checkpoints and removes the WAL
     this.#db = null
     this.#claims.clear()
     this.#events.removeAllListeners()
@@ -390,7 +402,8 @@ export class SqliteStore implements LabelStore {
 
   /** Moves the WAL into the database and truncates it, so erased rows linger in no file. */
   async compact (): Promise<void> {
-    this.#conn.pragma('wal_checkpoint(TRUNCATE)')
+    if (this.#checkpointer === null) throw new FST_CUSTOMER_DATA_CLOSED()
+    await this.#checkpointer.checkpoint('TRUNCATE')
   }
 }
 

@@ -30,7 +30,8 @@ export interface PostgresStoreOptions {
 const DOOMED = 2
 const STATES: LabelState[] = ['pending', 'committed', 'doomed']
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/
-const NOTIFY_CHUNK = 150 // lease ids per NOTIFY payload (8000-byte limit)
+const NOTIFY_CHUNK = 150
+const FLUSHERS = 4 // concurrent group transactions // lease ids per NOTIFY payload (8000-byte limit)
 
 function migrations (s: string): string[] {
   return [
@@ -115,7 +116,8 @@ export class PostgresStore implements LabelStore {
   #listenRetry: NodeJS.Timeout | null = null
   #events = new EventEmitter()
   #queue: QueuedWrite[] = []
-  #flushing: Promise<void> | null = null
+  #flushes = new Set<Promise<void>>()
+  #flushers = 0
   #closed = false
   readonly #channel: string
 
@@ -203,7 +205,7 @@ export class PostgresStore implements LabelStore {
 
   async close (): Promise<void> {
     if (this.#pool === null || this.#closed) return
-    await this.#flushing
+    await Promise.all(this.#flushes)
     this.#closed = true
     if (this.#listenRetry !== null) clearTimeout(this.#listenRetry)
     const listener = this.#listener
@@ -254,9 +256,15 @@ export class PostgresStore implements LabelStore {
       write.resolve = resolve
       write.reject = reject
       this.#queue.push(write)
-      // #flush clears #flushing synchronously when its queue runs dry, so a write queued by a
-      // continuation of the last group starts a new flush instead of waiting for nobody.
-      this.#flushing ??= this.#flush()
+      // Up to FLUSHERS group transactions run at once on the pool. A flusher leaves (#flushers--)
+      // synchronously when the queue runs dry, so a write queued by a continuation of its last
+      // group starts a new flusher instead of waiting for nobody.
+      if (this.#flushers < FLUSHERS) {
+        this.#flushers++
+        const flush = this.#flush()
+        this.#flushes.add(flush)
+        flush.finally(() => { this.#flushes.delete(flush) }).catch(() => {})
+      }
     })
   }
 
@@ -274,7 +282,7 @@ export class PostgresStore implements LabelStore {
         for (const w of group) w.reject(err as Error)
       }
     }
-    this.#flushing = null // synchronously, before the last group's continuations run
+    this.#flushers-- // synchronously, before the last group's continuations run
   }
 
   async #insertLabels (c: pg.PoolClient, labels: readonly LabelInput[]): Promise<void> {
@@ -317,7 +325,7 @@ export class PostgresStore implements LabelStore {
          AND l.seq > coalesce((SELECT cover_seq FROM ${s}.deletions d WHERE d.instance = t.i AND d.customer = t.c AND d.status = 'running'), 0))`,
       [committing.map((r) => r.seq), committing.map((r) => r.instance), committing.map((r) => r.customer), committing.map((r) => r.kind), committing.map((r) => r.rid)])
     const duplicate = new Set(twins.map((t) => t.seq))
-    await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[])`, [[...duplicate]])
+    if (duplicate.size > 0) await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[])`, [[...duplicate]])
     await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = ANY($1::bigint[])`, [committing.map((r) => r.seq).filter((seq) => !duplicate.has(seq))])
     return results
   }

@@ -402,29 +402,38 @@ export class PostgresStore implements LabelStore {
     })
   }
 
+  /** The running deletion's scope, so batch queries carry constants the planner can use. */
+  async #scope (c: pg.Pool | pg.PoolClient, deletionId: string): Promise<{ instance: string, customer: string, cover_seq: string } | undefined> {
+    const { rows } = await c.query<{ instance: string, customer: string, cover_seq: string }>(
+      `SELECT instance, customer, cover_seq FROM ${this.schema}.deletions WHERE id = $1 AND status = 'running'`, [deletionId])
+    return rows[0]
+  }
+
   async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
     const s = this.schema
+    const d = await this.#scope(this.#db, deletionId)
+    if (d === undefined) return []
     const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string }>(
-      `WITH d AS (SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'),
-            c AS (SELECT l.seq FROM ${s}.labels l, d
-                  WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq AND l.seq > $6::bigint
-                    AND (l.state = 1 OR l.lease_expires <= $2)
-                    AND (l.claim_until <= $2 OR l.claim_owner = $3)
-                  ORDER BY l.seq LIMIT $4
-                  FOR UPDATE OF l SKIP LOCKED)
-       UPDATE ${s}.labels SET claim_owner = $3, claim_until = $5 FROM c WHERE ${s}.labels.seq = c.seq
-       RETURNING ${s}.labels.seq, ${s}.labels.kind, ${s}.labels.rid`,
-      [deletionId, options.now, options.owner, options.limit, options.claimUntil, options.after ?? '0'])
+      `WITH c AS (SELECT seq FROM ${s}.labels
+                  WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint AND seq > $4::bigint
+                    AND (state = 1 OR lease_expires <= $5)
+                    AND (claim_until <= $5 OR claim_owner = $6)
+                  ORDER BY seq LIMIT $7
+                  FOR UPDATE SKIP LOCKED)
+       UPDATE ${s}.labels l SET claim_owner = $6, claim_until = $8 FROM c WHERE l.seq = c.seq
+       RETURNING l.seq, l.kind, l.rid`,
+      [d.instance, d.customer, d.cover_seq, options.after ?? '0', options.now, options.owner, options.limit, options.claimUntil])
     return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
   }
 
   async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
     const s = this.schema
     await this.#tx(async (c) => {
-      await c.query(
-        `DELETE FROM ${s}.labels l USING ${s}.deletions d
-         WHERE d.id = $1 AND l.seq = ANY($2::bigint[]) AND l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq`,
-        [deletionId, keys])
+      const d = await this.#scope(c, deletionId)
+      if (d === undefined) return
+      // Rows by primary key; the scope check only guards against a key from another deletion.
+      await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[]) AND instance = $2 AND customer = $3 AND seq <= $4::bigint`,
+        [keys, d.instance, d.customer, d.cover_seq])
       await this.#addErased(c, deletionId, erased)
     })
   }

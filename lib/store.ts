@@ -137,3 +137,20 @@ export function addCounts (into: Record<string, number>, add: Record<string, num
   for (const [kind, n] of Object.entries(add)) into[kind] = (into[kind] ?? 0) + n
   return into
 }
+
+/** The distinct (kind, id) pairs among `resources`, in first-seen order. */
+export function distinctResources (resources: Iterable<{ kind: string, id: string }>): Array<{ kind: string, id: string }> {
+  const seen = new Map<string, { kind: string, id: string }>()
+  for (const r of resources) {
+    const key = r.kind + '\u0000' + r.id
+    if (!seen.has(key)) seen.set(key, { kind: r.kind, id: r.id })
+  }
+  return [...seen.values()]
+}
+
+/** How many of `resources` are of each kind. */
+export function countByKind (resources: Iterable<{ kind: string }>): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const r of resources) counts[r.kind] = (counts[r.kind] ?? 0) + 1
+  return counts
+}

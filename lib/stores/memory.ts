@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED } from '../errors.js'
 import {
-  addCounts,
+  addCounts, countByKind, distinctResources,
   type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
   type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
 } from '../store.js'
@@ -125,20 +125,16 @@ export class MemoryStore implements LabelStore {
     const seqs = this.#byLease.get(leaseId)
     if (seqs === undefined) return []
     const rows = [...seqs].map((seq) => this.#rows.get(seq) as Row)
-    const credited = new Map<string, Set<string>>()
+    const credited = new Map<string, Row[]>()
     for (const row of rows) {
-      if (row.deletionId !== null) {
-        let set = credited.get(row.deletionId)
-        if (set === undefined) credited.set(row.deletionId, set = new Set())
-        set.add(row.kind + sep + row.id)
-      }
+      if (row.deletionId !== null) credited.set(row.deletionId, [...(credited.get(row.deletionId) ?? []), row])
       this.#remove(row)
     }
     const refs: DeletionRef[] = []
-    for (const [deletionId, resources] of credited) {
+    for (const [deletionId, covered] of credited) {
       const rec = this.#deletions.get(deletionId)
       if (rec === undefined) continue
-      if (erased) addCounts(rec.erased, countKinds(resources))
+      if (erased) addCounts(rec.erased, countByKind(distinctResources(covered)))
       refs.push({ id: deletionId, instance: rec.instance })
     }
     return refs
@@ -286,25 +282,6 @@ function setDelete<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
   if (set === undefined) return
   set.delete(value)
   if (set.size === 0) map.delete(key)
-}
-
-function distinctResources (rows: Row[]): Array<{ kind: string, id: string }> {
-  const seen = new Set<string>()
-  const out = []
-  for (const r of rows) {
-    const k = r.kind + sep + r.id
-    if (!seen.has(k)) { seen.add(k); out.push({ kind: r.kind, id: r.id }) }
-  }
-  return out
-}
-
-function countKinds (resources: Set<string>): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const r of resources) {
-    const kind = r.slice(0, r.indexOf(sep))
-    counts[kind] = (counts[kind] ?? 0) + 1
-  }
-  return counts
 }
 
 function copyDeletion (d: DeletionRecord): DeletionRecord {

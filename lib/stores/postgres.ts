@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import {
-  addCounts,
+  addCounts, countByKind, distinctResources,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
 } from '../store.js'
@@ -99,12 +99,6 @@ function toRecord (r: DeletionRow): DeletionRecord {
     createdAt: Number(r.created_at),
     completedAt: r.completed_at === null ? null : Number(r.completed_at)
   }
-}
-
-function distinct (rows: LabelRow[]): Array<{ kind: string, id: string }> {
-  const seen = new Map<string, { kind: string, id: string }>()
-  for (const r of rows) seen.set(r.kind + '\u0000' + r.rid, { kind: r.kind, id: r.rid })
-  return [...seen.values()]
 }
 
 export class PostgresStore implements LabelStore {
@@ -314,7 +308,7 @@ export class PostgresStore implements LabelStore {
     for (const id of leaseIds) {
       const mine = byLease.get(id)
       if (mine === undefined) results.set(id, { status: 'gone' })
-      else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinct(mine) })
+      else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinctResources(mine.map((r) => ({ kind: r.kind, id: r.rid }))) })
       else { results.set(id, { status: 'committed' }); committing.push(...mine) }
     }
     if (committing.length === 0) return results
@@ -349,7 +343,7 @@ export class PostgresStore implements LabelStore {
     const s = this.schema
     return await this.#tx(async (c) => {
       const rows = await this.#leaseRows(c, leaseId)
-      const credit = new Map<string, { ref: DeletionRef, counts: Record<string, number>, seen: Set<string> }>()
+      const credit = new Map<string, { ref: DeletionRef, resources: Array<{ kind: string, id: string }> }>()
       for (const row of rows) {
         if (row.state !== DOOMED) continue
         const { rows: recs } = await c.query<DeletionRow>(
@@ -357,14 +351,13 @@ export class PostgresStore implements LabelStore {
           [row.instance, row.customer, row.seq])
         const rec = recs[0]
         if (rec === undefined) continue
-        const entry = credit.get(rec.id) ?? { ref: { id: rec.id, instance: rec.instance }, counts: {}, seen: new Set<string>() }
+        const entry = credit.get(rec.id) ?? { ref: { id: rec.id, instance: rec.instance }, resources: [] }
+        entry.resources.push({ kind: row.kind, id: row.rid })
         credit.set(rec.id, entry)
-        const key = row.kind + '\u0000' + row.rid
-        if (!entry.seen.has(key)) { entry.seen.add(key); entry.counts[row.kind] = (entry.counts[row.kind] ?? 0) + 1 }
       }
       await c.query(`DELETE FROM ${s}.labels WHERE lease_id = $1`, [leaseId])
       if (erased) {
-        for (const [id, entry] of credit) await this.#addErased(c, id, entry.counts)
+        for (const [id, entry] of credit) await this.#addErased(c, id, countByKind(distinctResources(entry.resources)))
       }
       return [...credit.values()].map((e) => e.ref)
     })

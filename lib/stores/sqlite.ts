@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import {
-  addCounts,
+  addCounts, countByKind, distinctResources,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
 } from '../store.js'
@@ -280,7 +280,7 @@ export class SqliteStore implements LabelStore {
   #commitNow (leaseId: string): CommitResult {
     const rows = this.#q.leaseRows.all(leaseId)
     if (rows.length === 0) return { status: 'gone' }
-    if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinct(rows) }
+    if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
     for (const row of rows) {
       const cover = this.#coverSeq(row.instance, row.customer)
       const twin = this.#q.sameCommitted.get(row.instance, row.customer, row.kind, row.rid, cover)
@@ -293,13 +293,13 @@ export class SqliteStore implements LabelStore {
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
     return this.#conn.transaction((): DeletionRef[] => {
       const rows = this.#q.leaseRows.all(leaseId)
-      const credit = new Map<string, { rec: DeletionRow, resources: Set<string> }>()
+      const credit = new Map<string, { rec: DeletionRow, resources: Array<{ kind: string, id: string }> }>()
       for (const row of rows) {
         if (row.state === DOOMED) {
           const rec = this.#q.running.get(row.instance, row.customer)
           if (rec !== undefined && row.seq <= rec.cover_seq) {
-            const entry = credit.get(rec.id) ?? { rec, resources: new Set<string>() }
-            entry.resources.add(row.kind + '\u0000' + row.rid)
+            const entry = credit.get(rec.id) ?? { rec, resources: [] }
+            entry.resources.push({ kind: row.kind, id: row.rid })
             credit.set(rec.id, entry)
           }
         }
@@ -307,11 +307,7 @@ export class SqliteStore implements LabelStore {
       }
       const refs: DeletionRef[] = []
       for (const { rec, resources } of credit.values()) {
-        if (erased) {
-          const counts: Record<string, number> = {}
-          for (const r of resources) { const kind = r.slice(0, r.indexOf('\u0000')); counts[kind] = (counts[kind] ?? 0) + 1 }
-          this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), counts)), rec.id)
-        }
+        if (erased) this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), countByKind(distinctResources(resources)))), rec.id)
         refs.push({ id: rec.id, instance: rec.instance })
       }
       return refs
@@ -405,16 +401,6 @@ export class SqliteStore implements LabelStore {
     if (this.#checkpointer === null) throw new FST_CUSTOMER_DATA_CLOSED()
     await this.#checkpointer.checkpoint('TRUNCATE')
   }
-}
-
-function distinct (rows: LabelRow[]): Array<{ kind: string, id: string }> {
-  const seen = new Set<string>()
-  const out = []
-  for (const r of rows) {
-    const k = r.kind + '\u0000' + r.rid
-    if (!seen.has(k)) { seen.add(k); out.push({ kind: r.kind, id: r.rid }) }
-  }
-  return out
 }
 
 /** The embedded default: one process, durable across crashes (and power loss with synchronous FULL). */

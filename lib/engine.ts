@@ -9,6 +9,7 @@ import {
   FST_CUSTOMER_DATA_STORE_UNAVAILABLE
 } from './errors.js'
 import { Lease, type LeaseHost } from './lease.js'
+import { leaseId } from './lease-id.js'
 import type { ClaimedLabel, DeletionRecord, ExportPage, LabelStore } from './store.js'
 
 /** Erases resources of one kind. Idempotent: an id that does not exist is not an error. */
@@ -150,9 +151,9 @@ export class CustomerDataEngine implements LeaseHost {
     if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID) {
       throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters`)
     }
-    const lease = new Lease(this, randomUUID(), instance, [{ kind, id }], customerIds.length > 0)
-    if (!lease.labeled) return lease
     const now = Date.now()
+    const lease = new Lease(this, leaseId(now), instance, [{ kind, id }], customerIds.length > 0)
+    if (!lease.labeled) return lease
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
     this.#leases.set(lease.id, { lease, since: now })

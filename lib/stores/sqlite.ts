@@ -1,7 +1,9 @@
 // The embedded label store on better-sqlite3 (DESIGN.md §7): WAL, versioned migrations, one
 // process. Labels are acknowledged only after the transaction that wrote them is durable; labels
 // from concurrent requests share one transaction (group commit), so a busy server pays one
-// fsync per event-loop turn, not one per request.
+// fsync per event-loop turn, not one per request. The fsync itself runs off the event loop
+// (see WalSync): transactions only write to the WAL, and an acknowledgement waits for the next
+// fsync of the WAL file to finish while the loop goes on serving.
 //
 // A deletion covers the labels of (instance, customer) whose seq is at most its `cover_seq`: the
 // row of every covered label need not be touched when the deletion is recorded, so recording
@@ -12,6 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
+import { WalSync } from './sqlite-wal-sync.js'
 import {
   addCounts, countByKind, distinctResources,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
@@ -63,7 +66,10 @@ const MIGRATIONS = [
      completed_at INTEGER
    );
    CREATE UNIQUE INDEX deletions_running ON deletions (instance, customer) WHERE status = 'running';
-   CREATE INDEX deletions_running_age ON deletions (created_at) WHERE status = 'running';`
+   CREATE INDEX deletions_running_age ON deletions (created_at) WHERE status = 'running';`,
+  // v2: a resource labeled twice keeps both labels; the index that found the older one doubled
+  // the pages every commit wrote (its keys are random), for no part of the guarantee.
+  'DROP INDEX labels_committed;'
 ]
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
 
@@ -96,9 +102,7 @@ function prepareStatements (db: Database.Database) {
     leaseRows: db.prepare<[string], LabelRow>('SELECT seq, instance, customer, kind, rid, state FROM labels WHERE lease_id = ?'),
     leaseState: db.prepare<[string], { n: number, doomed: number }>('SELECT count(*) AS n, coalesce(sum(state = 2), 0) AS doomed FROM labels WHERE lease_id = ?'),
     coverSeq: db.prepare<[string, string], { cover_seq: number }>("SELECT cover_seq FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
-    sameCommitted: db.prepare<[string, string, string, string, number], { seq: number }>(
-      'SELECT seq FROM labels WHERE instance = ? AND customer = ? AND kind = ? AND rid = ? AND state = 1 AND seq > ? LIMIT 1'),
-    commitRow: db.prepare('UPDATE labels SET state = 1, lease_id = NULL WHERE seq = ?'),
+    commitLease: db.prepare('UPDATE labels SET state = 1, lease_id = NULL WHERE lease_id = ?'),
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
@@ -147,6 +151,8 @@ export class SqliteStore implements LabelStore {
    */
   #claims = new Map<number, { owner: string, until: number }>()
   #checkpointer: Checkpointer | null = null
+  /** Null with synchronous NORMAL: nothing waits for the disk. */
+  #wal: WalSync | null = null
   #checkpointTimer: NodeJS.Timeout | null = null
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
@@ -172,7 +178,9 @@ export class SqliteStore implements LabelStore {
     if (this.#db !== null) return
     const db = new Database(this.path)
     db.pragma('journal_mode = WAL')
-    db.pragma(`synchronous = ${this.#synchronous}`)
+    // FULL durability comes from WalSync, which fsyncs the WAL off the event loop before anything
+    // is acknowledged; SQLite itself only has to sync around checkpoints, which NORMAL does.
+    db.pragma('synchronous = NORMAL')
     db.pragma('secure_delete = ON') // erased rows are overwritten with zeros, not left in free pages
     db.pragma('busy_timeout = 5000')
     db.pragma('foreign_keys = OFF')
@@ -188,6 +196,7 @@ export class SqliteStore implements LabelStore {
     }).immediate()
     this.#db = db
     this.#q = prepareStatements(db)
+    if (this.#synchronous === 'FULL') this.#wal = WalSync.open(this.path)
     this.#checkpointer = new Checkpointer(this.path)
     this.#checkpointTimer = setInterval(() => { this.#checkpointer?.nudge() }, CHECKPOINT_MS)
     this.#checkpointTimer.unref()
@@ -200,6 +209,8 @@ export class SqliteStore implements LabelStore {
     this.#checkpointTimer = null
     await this.#checkpointer?.close()
     this.#checkpointer = null
+    await this.#wal?.close()
+    this.#wal = null
     this.#db.close() // the last connection to close checkpoints and removes the WAL
     this.#db = null
     this.#claims.clear()
@@ -210,6 +221,7 @@ export class SqliteStore implements LabelStore {
     const row = this.#q.getMeta.get('secret')
     if (row !== undefined) return row.value
     this.#q.putMeta.run('secret', randomBytes(32))
+    await this.#durable()
     return (this.#q.getMeta.get('secret') as { value: Buffer }).value
   }
 
@@ -239,7 +251,15 @@ export class SqliteStore implements LabelStore {
     })
   }
 
-  /** Runs every queued write, in order, in as few transactions as the group limit allows. */
+  /** Resolves once everything committed so far is on disk (at once with synchronous NORMAL). */
+  #durable (): Promise<void> {
+    return this.#wal === null ? Promise.resolve() : this.#wal.sync()
+  }
+
+  /**
+   * Runs every queued write, in order, in as few transactions as the group limit allows. Commits
+   * resolve when their transaction ends; labels when it is durable.
+   */
   #flush (): void {
     this.#flushScheduled = false
     while (this.#queue.length > 0) {
@@ -257,7 +277,16 @@ export class SqliteStore implements LabelStore {
         for (const write of group) write.reject(err as Error)
         continue
       }
-      group.forEach((write, i) => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
+      const labels: QueuedWrite[] = []
+      group.forEach((write, i) => {
+        if (write.leaseId !== undefined) write.resolve(results[i] as CommitResult)
+        else labels.push(write)
+      })
+      if (labels.length > 0) {
+        this.#durable().then(
+          () => { for (const write of labels) (write.resolve as () => void)() },
+          (err: Error) => { for (const write of labels) write.reject(err) })
+      }
     }
   }
 
@@ -281,12 +310,7 @@ export class SqliteStore implements LabelStore {
     const rows = this.#q.leaseRows.all(leaseId)
     if (rows.length === 0) return { status: 'gone' }
     if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
-    for (const row of rows) {
-      const cover = this.#coverSeq(row.instance, row.customer)
-      const twin = this.#q.sameCommitted.get(row.instance, row.customer, row.kind, row.rid, cover)
-      if (twin !== undefined && twin.seq !== row.seq) this.#q.deleteRow.run(row.seq) // already labeled: keep the older label
-      else this.#q.commitRow.run(row.seq)
-    }
+    this.#q.commitLease.run(leaseId)
     return { status: 'committed' }
   }
 
@@ -332,6 +356,7 @@ export class SqliteStore implements LabelStore {
       return { deletion: toRecord(row), created }
     }).immediate()
     if (doomed.length > 0) queueMicrotask(() => this.#events.emit('doom', doomed))
+    await this.#durable()
     return result
   }
 
@@ -349,6 +374,10 @@ export class SqliteStore implements LabelStore {
     return out
   }
 
+  /**
+   * Not waited on to be durable: if a crash loses it, the rows and their erased counts are lost
+   * together, and the resumed deletion erases those resources again (erasers are idempotent).
+   */
   async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
     this.#conn.transaction(() => {
       const rec = this.#q.byId.get(deletionId)
@@ -360,7 +389,7 @@ export class SqliteStore implements LabelStore {
   }
 
   async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
-    return this.#conn.transaction((): DeletionRecord | null => {
+    const rec = this.#conn.transaction((): DeletionRecord | null => {
       const rec = this.#q.byId.get(deletionId)
       if (rec === undefined) return null
       if (rec.status === 'running' && this.#q.anyCovered.get(rec.instance, rec.customer, rec.cover_seq) === undefined) {
@@ -369,6 +398,8 @@ export class SqliteStore implements LabelStore {
       }
       return toRecord(rec)
     }).immediate()
+    await this.#durable() // "completed" is an answer to a customer: it must survive a crash
+    return rec
   }
 
   async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {

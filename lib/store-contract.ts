@@ -81,11 +81,15 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal(pages, 3)
   }))
 
-  t.test('relabeling a committed resource keeps one label', async (t: ContractTest) => withStore(makeStore, async (store) => {
+  t.test('a resource labeled twice has two labels, and one deletion takes both', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'word', 'hello')
     await committed(store, 'i1', ['c1'], 'word', 'hello')
     const page = await store.exportLabels('i1', 'c1', 10, null)
-    t.equal(page.items.length, 1)
+    t.same(page.items.map((i) => `${i.kind}/${i.id}/${i.state}`), ['word/hello/committed', 'word/hello/committed'], 'each label is exported')
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.same(sorted(await drain(store, deletion.id)), ['word/hello', 'word/hello'], 'both labels are claimed')
+    t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'completed')
+    t.same((await store.exportLabels('i1', 'c1', 10, null)).items, [], 'nothing is left')
   }))
 
   t.test('export and deletion are isolated by instance and customer', async (t: ContractTest) => withStore(makeStore, async (store) => {

@@ -3,6 +3,7 @@ import pg from 'pg'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runLabelStoreContract, postgresStore, errors, CustomerDataEngine } from '../index.js'
 import { PG_URL, dropConnections, dropSchemas, pgSkipReason, uniqueSchema } from './helpers/pg.js'
+import { POSTGRES_SCHEMA_VERSION } from '../lib/stores/postgres.js'
 
 const skip = await pgSkipReason()
 const schemas: string[] = []
@@ -27,7 +28,7 @@ test('schema migrations are versioned and run once across replicas', { skip }, a
   await Promise.all(stores.map((x) => x.close()))
   const client = new pg.Client({ connectionString: PG_URL })
   await client.connect()
-  t.same((await client.query(`SELECT version FROM ${s}.schema_version`)).rows, [{ version: 1 }])
+  t.same((await client.query(`SELECT version FROM ${s}.schema_version`)).rows, [{ version: POSTGRES_SCHEMA_VERSION }])
   await client.query(`UPDATE ${s}.schema_version SET version = 42`)
   await client.end()
   await t.rejects(postgresStore({ connectionString: PG_URL, schema: s }).open(), /version 42, newer than/)

@@ -37,7 +37,6 @@ export class MemoryStore implements LabelStore {
   #seq = 0
   #byLease = new Map<string, Set<number>>()
   #uncovered = new Map<string, Set<number>>() // instance+customer → uncovered rows, seq order
-  #committed = new Map<string, number>() // instance+customer+kind+id → uncovered committed row
   #byDeletion = new Map<string, Set<number>>()
   #deletions = new Map<string, DeletionRecord>()
   #running = new Map<string, string>() // instance+customer → unfinished deletion id
@@ -107,14 +106,8 @@ export class MemoryStore implements LabelStore {
     const rows = [...seqs].map((seq) => this.#rows.get(seq) as Row)
     if (rows.some((r) => r.state === 'doomed')) return { status: 'doomed', resources: distinctResources(rows) }
     for (const row of rows) {
-      const key = row.instance + sep + row.customer + sep + row.kind + sep + row.id
       row.leaseId = null
-      if (this.#committed.has(key)) {
-        this.#remove(row) // already labeled: keep the older label
-      } else {
-        row.state = 'committed'
-        this.#committed.set(key, row.seq)
-      }
+      row.state = 'committed'
     }
     this.#byLease.delete(leaseId)
     return { status: 'committed' }
@@ -169,8 +162,6 @@ export class MemoryStore implements LabelStore {
         if (row.state === 'pending') {
           row.state = 'doomed'
           doomed.add(row.leaseId as string)
-        } else {
-          this.#committed.delete(ck + sep + row.kind + sep + row.id)
         }
       }
       this.#uncovered.delete(ck)
@@ -265,8 +256,6 @@ export class MemoryStore implements LabelStore {
       setDelete(this.#byDeletion, row.deletionId, row.seq)
     } else {
       setDelete(this.#uncovered, ck, row.seq)
-      const key = ck + sep + row.kind + sep + row.id
-      if (this.#committed.get(key) === row.seq) this.#committed.delete(key)
     }
   }
 }

@@ -64,7 +64,9 @@ function migrations (s: string): string[] {
        completed_at bigint
      );
      CREATE UNIQUE INDEX deletions_running ON ${s}.deletions (instance, customer) WHERE status = 'running';
-     CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`
+     CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`,
+    // v2: a resource labeled twice keeps both labels (see the SQLite store's v2).
+    `DROP INDEX ${s}.labels_committed;`
   ]
 }
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length
@@ -312,15 +314,7 @@ export class PostgresStore implements LabelStore {
       else { results.set(id, { status: 'committed' }); committing.push(...mine) }
     }
     if (committing.length === 0) return results
-    // A resource already labeled (committed, not covered by a running deletion) keeps its older label.
-    const { rows: twins } = await c.query<{ seq: string }>(
-      `SELECT t.seq FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(seq, i, c, k, r)
-       WHERE EXISTS (SELECT 1 FROM ${s}.labels l WHERE l.instance = t.i AND l.customer = t.c AND l.kind = t.k AND l.rid = t.r AND l.state = 1
-         AND l.seq > coalesce((SELECT cover_seq FROM ${s}.deletions d WHERE d.instance = t.i AND d.customer = t.c AND d.status = 'running'), 0))`,
-      [committing.map((r) => r.seq), committing.map((r) => r.instance), committing.map((r) => r.customer), committing.map((r) => r.kind), committing.map((r) => r.rid)])
-    const duplicate = new Set(twins.map((t) => t.seq))
-    if (duplicate.size > 0) await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[])`, [[...duplicate]])
-    await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = ANY($1::bigint[])`, [committing.map((r) => r.seq).filter((seq) => !duplicate.has(seq))])
+    await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = ANY($1::bigint[])`, [committing.map((r) => r.seq)])
     return results
   }
 

@@ -36,6 +36,35 @@ test('schema migrations are versioned and run once across replicas', { skip }, a
   t.throws(() => postgresStore({ connectionString: PG_URL, schema: 'Bad-Name' }), errors.FST_CUSTOMER_DATA_INVALID_OPTION)
 })
 
+test('a label takes its customer\'s lock before it takes a seq: a deletion holding the lock sees every smaller seq', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const store = postgresStore({ connectionString: PG_URL, schema: s })
+  await store.open()
+  t.teardown(() => store.close())
+  const now = Date.now()
+  const label = (customer: string, id: string) => store.label([{ leaseId: `lease-${id}`, instance: 'i', customers: [customer], kind: 'audio', id, now, expiresAt: now + 60_000 }])
+  await label('c', 'first')
+  const deletion = new pg.Client({ connectionString: PG_URL })
+  await deletion.connect()
+  t.teardown(() => deletion.end())
+  const lastSeq = async (): Promise<string> => (await deletion.query(`SELECT last_value FROM ${s}.labels_seq_seq`)).rows[0].last_value
+  const before = await lastSeq()
+  await deletion.query('BEGIN')
+  await deletion.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', ['i\u0001c'])
+  let acknowledged = false
+  const blocked = label('c', 'second').then(() => { acknowledged = true })
+  await label('other', 'unrelated') // another customer is not held up
+  const afterOther = await lastSeq()
+  await sleep(200)
+  t.equal(acknowledged, false, 'the label waits for the deletion\'s lock')
+  t.equal(await lastSeq(), afterOther, 'and has not taken a seq while it waits')
+  await deletion.query('COMMIT')
+  await blocked
+  t.ok(BigInt(await lastSeq()) > BigInt(afterOther), 'it takes one once the lock is free')
+  t.ok(BigInt(afterOther) > BigInt(before))
+})
+
 test('a host-owned pool is used and left open', { skip }, async (t) => {
   const s = schema()
   t.teardown(() => dropSchemas([s]))

@@ -83,6 +83,37 @@ interface DeletionRow {
 }
 
 interface LabelRow { seq: string, instance: string, customer: string, kind: string, rid: string, state: number }
+
+/** The lock keys (sorted, so concurrent groups take them in one order) and columns of a group's labels. */
+function labelColumns (labels: readonly LabelInput[]): [string[], string[], string[], string[], string[], string[], string[], string[]] {
+  const cols: [string[], string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], []]
+  for (const l of labels) {
+    for (const customer of l.customers) {
+      cols[0].push(l.instance); cols[1].push(customer); cols[2].push(l.kind); cols[3].push(l.id)
+      cols[4].push(l.leaseId); cols[5].push(String(l.expiresAt)); cols[6].push(String(l.now))
+    }
+  }
+  const keys = [...new Set(cols[0].map((instance, i) => instance + '\u0001' + cols[1][i]))].sort()
+  return [keys, ...cols]
+}
+
+/** Each lease's outcome from the rows it had when the group ran. */
+function commitResults (leaseIds: readonly string[], rows: ReadonlyArray<{ lease_id: string, kind: string, rid: string, state: number }>): Map<string, CommitResult> {
+  const byLease = new Map<string, Array<{ kind: string, rid: string, state: number }>>()
+  for (const r of rows) {
+    let mine = byLease.get(r.lease_id)
+    if (mine === undefined) byLease.set(r.lease_id, mine = [])
+    mine.push(r)
+  }
+  const results = new Map<string, CommitResult>()
+  for (const id of leaseIds) {
+    const mine = byLease.get(id)
+    if (mine === undefined) results.set(id, { status: 'gone' })
+    else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinctResources(mine.map((r) => ({ kind: r.kind, id: r.rid }))) })
+    else results.set(id, { status: 'committed' })
+  }
+  return results
+}
 /** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
 interface QueuedWrite {
   labels?: readonly LabelInput[]
@@ -264,15 +295,20 @@ export class PostgresStore implements LabelStore {
     })
   }
 
-  /** Group commit: every write queued while the previous transaction ran goes in the next one. */
+  /**
+   * Group commit: every write queued while the previous group ran goes in the next one. A group is
+   * one statement, so one round trip and one implicit transaction: it takes the shared advisory
+   * locks of the labels' customers (before inserting, see #groupSql), inserts the labels, and
+   * commits the leases that no deletion doomed, returning every row of those leases.
+   */
   async #flush (): Promise<void> {
     while (this.#queue.length > 0) {
       const group = this.#queue.splice(0, 1000)
       try {
-        const results = await this.#tx(async (c) => {
-          await this.#insertLabels(c, group.flatMap((w) => w.labels ?? []))
-          return await this.#commitLeases(c, group.flatMap((w) => w.leaseId ?? []))
-        })
+        const leaseIds = group.flatMap((w) => w.leaseId ?? [])
+        const { rows } = await this.#db.query<{ lease_id: string, kind: string, rid: string, state: number }>(
+          this.#groupSql, [...labelColumns(group.flatMap((w) => w.labels ?? [])), leaseIds])
+        const results = commitResults(leaseIds, rows)
         for (const w of group) w.resolve(w.leaseId === undefined ? undefined : results.get(w.leaseId))
       } catch (err) {
         for (const w of group) w.reject(err as Error)
@@ -281,41 +317,28 @@ export class PostgresStore implements LabelStore {
     this.#flushers-- // synchronously, before the last group's continuations run
   }
 
-  async #insertLabels (c: pg.PoolClient, labels: readonly LabelInput[]): Promise<void> {
-    if (labels.length === 0) return
-    const cols: [string[], string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], []]
-    for (const l of labels) {
-      for (const customer of l.customers) {
-        cols[0].push(l.instance); cols[1].push(customer); cols[2].push(l.kind); cols[3].push(l.id)
-        cols[4].push(l.leaseId); cols[5].push(String(l.expiresAt)); cols[6].push(String(l.now))
-      }
-    }
-    const keys = [...new Set(cols[0].map((instance, i) => instance + '\u0001' + cols[1][i]))].sort()
-    await c.query('SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k', [keys])
-    await c.query(
-      `INSERT INTO ${this.schema}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
-       SELECT i, c, k, r, 0, l, e, n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS t(i, c, k, r, l, e, n)`,
-      cols)
-  }
-
-  async #commitLeases (c: pg.PoolClient, leaseIds: string[]): Promise<Map<string, CommitResult>> {
-    const results = new Map<string, CommitResult>()
-    if (leaseIds.length === 0) return results
+  /**
+   * $1: sorted "instance customer" lock keys; $2–$8: label columns; $9: lease ids to commit. The
+   * insert reads the lock count in its WHERE, an InitPlan evaluated before its first row, so no
+   * label gets a seq before its customer's lock is held (a deletion holding the exclusive lock
+   * reads max(seq) knowing no smaller seq can still appear). A lease with a doomed label is not
+   * committed; the caller learns it from the returned rows.
+   */
+  get #groupSql (): string {
     const s = this.schema
-    const { rows } = await c.query<LabelRow & { lease_id: string }>(
-      `SELECT seq, lease_id, instance, customer, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($1::text[]) ORDER BY seq FOR UPDATE`, [leaseIds])
-    const byLease = new Map<string, LabelRow[]>()
-    for (const r of rows) byLease.set(r.lease_id, [...(byLease.get(r.lease_id) ?? []), r])
-    const committing: LabelRow[] = []
-    for (const id of leaseIds) {
-      const mine = byLease.get(id)
-      if (mine === undefined) results.set(id, { status: 'gone' })
-      else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinctResources(mine.map((r) => ({ kind: r.kind, id: r.rid }))) })
-      else { results.set(id, { status: 'committed' }); committing.push(...mine) }
-    }
-    if (committing.length === 0) return results
-    await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE seq = ANY($1::bigint[])`, [committing.map((r) => r.seq)])
-    return results
+    return `WITH locks AS (
+        SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k) AS held
+      ), inserted AS (
+        INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
+        SELECT i, c, k, r, 0, l, e, n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS t(i, c, k, r, l, e, n)
+        WHERE (SELECT n FROM locks) >= 0
+      ), target AS (
+        SELECT seq, lease_id, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
+      ), committed AS (
+        UPDATE ${s}.labels AS l SET state = 1, lease_id = NULL FROM target AS t
+        WHERE l.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.state = ${DOOMED})
+      )
+      SELECT lease_id, kind, rid, state FROM target`
   }
 
   async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {

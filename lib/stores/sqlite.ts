@@ -102,7 +102,9 @@ function prepareStatements (db: Database.Database) {
     leaseRows: db.prepare<[string], LabelRow>('SELECT seq, instance, customer, kind, rid, state FROM labels WHERE lease_id = ?'),
     leaseState: db.prepare<[string], { n: number, doomed: number }>('SELECT count(*) AS n, coalesce(sum(state = 2), 0) AS doomed FROM labels WHERE lease_id = ?'),
     coverSeq: db.prepare<[string, string], { cover_seq: number }>("SELECT cover_seq FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
-    commitLease: db.prepare('UPDATE labels SET state = 1, lease_id = NULL WHERE lease_id = ?'),
+    // One statement in the common case: it commits unless a deletion doomed one of the lease's labels.
+    commitLease: db.prepare(`UPDATE labels SET state = 1, lease_id = NULL WHERE lease_id = ?
+      AND NOT EXISTS (SELECT 1 FROM labels WHERE lease_id = ? AND state = ${DOOMED})`),
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
@@ -307,11 +309,10 @@ export class SqliteStore implements LabelStore {
   }
 
   #commitNow (leaseId: string): CommitResult {
-    const rows = this.#q.leaseRows.all(leaseId)
+    if (this.#q.commitLease.run(leaseId, leaseId).changes > 0) return { status: 'committed' }
+    const rows = this.#q.leaseRows.all(leaseId) // nothing committed: no labels left, or doomed ones
     if (rows.length === 0) return { status: 'gone' }
-    if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
-    this.#q.commitLease.run(leaseId)
-    return { status: 'committed' }
+    return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
   }
 
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {

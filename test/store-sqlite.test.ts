@@ -18,6 +18,10 @@ test('SQLite store passes the label store contract', async (t) => {
   runLabelStoreContract(t, async () => sqliteStore({ path: join(dir, `${randomUUID()}.db`) }))
 })
 
+test('an in-memory SQLite database (no WAL, nothing to fsync) passes the contract too', async (t) => {
+  runLabelStoreContract(t, async () => sqliteStore({ path: ':memory:' }))
+})
+
 test('labels, deletions and the secret survive reopening the file', async (t) => {
   const path = join(tempDir(t), 'labels.db')
   const a = sqliteStore({ path })

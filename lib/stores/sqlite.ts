@@ -179,10 +179,11 @@ export class SqliteStore implements LabelStore {
   async open (): Promise<void> {
     if (this.#db !== null) return
     const db = new Database(this.path)
-    db.pragma('journal_mode = WAL')
+    // ':memory:' (and a file system without shared memory) cannot use WAL: there SQLite syncs itself.
+    const wal = db.pragma('journal_mode = WAL', { simple: true }) === 'wal'
     // FULL durability comes from WalSync, which fsyncs the WAL off the event loop before anything
     // is acknowledged; SQLite itself only has to sync around checkpoints, which NORMAL does.
-    db.pragma('synchronous = NORMAL')
+    db.pragma(`synchronous = ${wal ? 'NORMAL' : this.#synchronous}`)
     db.pragma('secure_delete = ON') // erased rows are overwritten with zeros, not left in free pages
     db.pragma('busy_timeout = 5000')
     db.pragma('foreign_keys = OFF')
@@ -198,7 +199,7 @@ export class SqliteStore implements LabelStore {
     }).immediate()
     this.#db = db
     this.#q = prepareStatements(db)
-    if (this.#synchronous === 'FULL') this.#wal = WalSync.open(this.path)
+    if (wal && this.#synchronous === 'FULL') this.#wal = WalSync.open(this.path)
     this.#checkpointer = new Checkpointer(this.path)
     this.#checkpointTimer = setInterval(() => { this.#checkpointer?.nudge() }, CHECKPOINT_MS)
     this.#checkpointTimer.unref()

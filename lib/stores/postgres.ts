@@ -97,9 +97,35 @@ function labelColumns (labels: readonly LabelInput[]): [string[], string[], stri
   return [keys, ...cols]
 }
 
+/**
+ * $1: sorted "instance customer" lock keys; $2–$8: label columns; $9: lease ids to commit. The
+ * insert reads the lock count in its WHERE, an InitPlan evaluated before its first row, so no
+ * label gets a seq before its customer's lock is held (a deletion holding the exclusive lock
+ * reads max(seq) knowing no smaller seq can still appear). A lease with a doomed label is not
+ * committed; the caller learns it from the returned rows.
+ */
+function groupSql (s: string): string {
+  return `WITH locks AS (
+      SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k) AS held
+    ), inserted AS (
+      INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
+      SELECT i, c, k, r, 0, l, e, n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS t(i, c, k, r, l, e, n)
+      WHERE (SELECT n FROM locks) >= 0
+    ), target AS (
+      SELECT seq, lease_id, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
+    ), committed AS (
+      UPDATE ${s}.labels AS l SET state = 1, lease_id = NULL FROM target AS t
+      WHERE l.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.state = ${DOOMED})
+    )
+    SELECT lease_id, kind, rid, state FROM target`
+}
+
+/** A row of a lease the group committed (or found doomed). */
+interface GroupRow { lease_id: string, kind: string, rid: string, state: number }
+
 /** Each lease's outcome from the rows it had when the group ran. */
-function commitResults (leaseIds: readonly string[], rows: ReadonlyArray<{ lease_id: string, kind: string, rid: string, state: number }>): Map<string, CommitResult> {
-  const byLease = new Map<string, Array<{ kind: string, rid: string, state: number }>>()
+function commitResults (leaseIds: readonly string[], rows: readonly GroupRow[]): Map<string, CommitResult> {
+  const byLease = new Map<string, GroupRow[]>()
   for (const r of rows) {
     let mine = byLease.get(r.lease_id)
     if (mine === undefined) byLease.set(r.lease_id, mine = [])
@@ -136,6 +162,8 @@ function toRecord (r: DeletionRow): DeletionRecord {
 
 export class PostgresStore implements LabelStore {
   readonly schema: string
+  /** The group-commit statement for this schema, built once. */
+  readonly #groupSql: string
   readonly #options: PostgresStoreOptions
   #pool: pg.Pool | null = null
   #ownsPool: boolean
@@ -155,6 +183,7 @@ export class PostgresStore implements LabelStore {
     const schema = options.schema ?? 'customer_data'
     if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
     this.schema = schema
+    this.#groupSql = groupSql(schema)
     this.#channel = `${schema}_doom`
     this.#options = options
     this.#ownsPool = options.pool === undefined
@@ -298,7 +327,7 @@ export class PostgresStore implements LabelStore {
   /**
    * Group commit: every write queued while the previous group ran goes in the next one. A group is
    * one statement, so one round trip and one implicit transaction: it takes the shared advisory
-   * locks of the labels' customers (before inserting, see #groupSql), inserts the labels, and
+   * locks of the labels' customers (before inserting, see groupSql), inserts the labels, and
    * commits the leases that no deletion doomed, returning every row of those leases.
    */
   async #flush (): Promise<void> {
@@ -306,7 +335,7 @@ export class PostgresStore implements LabelStore {
       const group = this.#queue.splice(0, 1000)
       try {
         const leaseIds = group.flatMap((w) => w.leaseId ?? [])
-        const { rows } = await this.#db.query<{ lease_id: string, kind: string, rid: string, state: number }>(
+        const { rows } = await this.#db.query<GroupRow>(
           this.#groupSql, [...labelColumns(group.flatMap((w) => w.labels ?? [])), leaseIds])
         const results = commitResults(leaseIds, rows)
         for (const w of group) w.resolve(w.leaseId === undefined ? undefined : results.get(w.leaseId))
@@ -315,30 +344,6 @@ export class PostgresStore implements LabelStore {
       }
     }
     this.#flushers-- // synchronously, before the last group's continuations run
-  }
-
-  /**
-   * $1: sorted "instance customer" lock keys; $2–$8: label columns; $9: lease ids to commit. The
-   * insert reads the lock count in its WHERE, an InitPlan evaluated before its first row, so no
-   * label gets a seq before its customer's lock is held (a deletion holding the exclusive lock
-   * reads max(seq) knowing no smaller seq can still appear). A lease with a doomed label is not
-   * committed; the caller learns it from the returned rows.
-   */
-  get #groupSql (): string {
-    const s = this.schema
-    return `WITH locks AS (
-        SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k) AS held
-      ), inserted AS (
-        INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
-        SELECT i, c, k, r, 0, l, e, n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS t(i, c, k, r, l, e, n)
-        WHERE (SELECT n FROM locks) >= 0
-      ), target AS (
-        SELECT seq, lease_id, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
-      ), committed AS (
-        UPDATE ${s}.labels AS l SET state = 1, lease_id = NULL FROM target AS t
-        WHERE l.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.state = ${DOOMED})
-      )
-      SELECT lease_id, kind, rid, state FROM target`
   }
 
   async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {

@@ -151,7 +151,7 @@ async function httpMode (name: string, env: Record<string, string>, customer: 'n
   }
   rows.push([name, `${fmt(median(mode.map((m) => m.rps)))}${range(mode.map((m) => m.rps))}`, `${fmt(median(base.map((b) => b.rps)))}`,
     `${fmt(ratio, 2)}×${range(ratios, 2)}`,
-    `${fmt(median(mode.map((m) => m.mainCpu)), 1)} / ${fmt(median(mode.map((m) => m.processCpu)), 1)} (+${fmt(added, 1)})`,
+    `${fmt(median(mode.map((m) => m.mainCpu)), 1)} / ${fmt(median(mode.map((m) => m.processCpu)), 1)} (${added < 0 ? '−' : '+'}${fmt(Math.abs(added), 1)})`,
     db > 0 ? fmt(db, 1) : '',
     `${fmt(median(mode.map((m) => m.p50)))} / ${fmt(median(mode.map((m) => m.p99)))}`,
     `${fmt(median(mode.map((m) => m.rss)) / 2 ** 20)} MB (${fmt(median(mode.map((m, i) => m.rss / base[i].rss)), 2)}×)`, verdict])

@@ -22,7 +22,10 @@ export async function storeCost (kind: 'sqlite' | 'postgres', prefill: number, s
   const schema = 'fcd_cost_' + randomBytes(4).toString('hex')
   const dir = mkdtempSync(join(tmpdir(), 'fcd-cost-'))
   // The pool never closes idle connections, so every backend measured lives through the run.
-  const pool = kind === 'postgres' ? new pg.Pool({ connectionString: url, application_name: app, max: 10, idleTimeoutMillis: 0 }) : null
+  // It plans prepared statements once, as the pool postgresStore creates does.
+  const pool = kind === 'postgres'
+    ? new pg.Pool({ connectionString: url, application_name: app, max: 10, idleTimeoutMillis: 0, options: '-c plan_cache_mode=force_generic_plan' })
+    : null
   const store: LabelStore = pool === null ? sqliteStore({ path: join(dir, 'labels.db') }) : postgresStore({ pool, schema })
   await store.open()
   try {

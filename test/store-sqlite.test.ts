@@ -121,3 +121,53 @@ test('a second process cannot open a file a live store holds; a dead one\'s lock
   fourth.proc.stdin?.write('close\n')
   await new Promise((resolve) => fourth.proc.once('exit', resolve))
 })
+
+/** The layout of version 2 (the last with state and lease columns), as it created its tables. */
+const V2_LAYOUT = `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+  CREATE TABLE labels (seq INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT NOT NULL, customer TEXT NOT NULL, kind TEXT NOT NULL,
+    rid TEXT NOT NULL, state INTEGER NOT NULL, lease_id TEXT, lease_expires INTEGER NOT NULL DEFAULT 0, labeled_at INTEGER NOT NULL);
+  CREATE INDEX labels_by_customer ON labels (instance, customer, seq);
+  CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
+  CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
+  CREATE TABLE deletions (id TEXT PRIMARY KEY, instance TEXT NOT NULL, customer TEXT NOT NULL, cover_seq INTEGER NOT NULL,
+    status TEXT NOT NULL, erased TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, completed_at INTEGER);
+  CREATE UNIQUE INDEX deletions_running ON deletions (instance, customer) WHERE status = 'running';
+  CREATE INDEX deletions_running_age ON deletions (created_at) WHERE status = 'running';
+  PRAGMA user_version = 2;`
+
+test('a file written by the version 2 layout migrates in place: its running deletion completes, its labels stay covered', async (t) => {
+  const path = join(tempDir(t), 'v2.db')
+  const old = new Database(path)
+  old.pragma('journal_mode = WAL')
+  old.exec(V2_LAYOUT)
+  const now = Date.now()
+  const insert = old.prepare('INSERT INTO labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  // c: a committed label and a doomed one whose writer died, covered by a running deletion; then a
+  // label still pending when the old process stopped. o: another customer's committed label.
+  insert.run('i', 'c', 'audio', 'a1', 1, null, 0, now - 5000)
+  insert.run('i', 'c', 'audio', 'dead', 2, 'L-dead', now + 60_000, now - 4000)
+  insert.run('i', 'o', 'audio', 'o1', 1, null, 0, now - 3000)
+  old.prepare("INSERT INTO deletions (id, instance, customer, cover_seq, status, created_at) VALUES ('D', 'i', 'c', 2, 'running', ?)").run(now - 2000)
+  insert.run('i', 'c', 'audio', 'p1', 0, 'L-live', now + 60_000, now)
+  old.close()
+
+  const erased: string[] = []
+  const store = sqliteStore({ path })
+  const engine = new CustomerDataEngine({ store, reaperMs: 1e6, erasers: { audio: async (ids) => { erased.push(...ids) } } })
+  await engine.start()
+  t.teardown(() => engine.close())
+  let rec = await store.getDeletion('i', 'D')
+  for (let i = 0; i < 100 && rec?.status !== 'completed'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    rec = await store.getDeletion('i', 'D')
+  }
+  t.equal(rec?.status, 'completed', 'the deletion recorded by the old layout completes')
+  t.same(rec?.erased, { audio: 2 })
+  t.same(erased.sort(), ['a1', 'dead'], 'the doomed label of the writer that is gone is erased at once')
+  t.same((await store.exportLabels('i', 'c', 10, null)).items.map((i) => i.id), ['p1'], 'the label written after the deletion stays, for the next one')
+  t.same((await store.exportLabels('i', 'o', 10, null)).items.map((i) => i.id), ['o1'], 'other customers keep their labels')
+  const { deletion } = await store.requestDeletion({ id: 'D2', instance: 'i', customer: 'c', now: Date.now() }) // 'c' is already a digest
+  t.equal((await engine.awaitDeletion(deletion, 5000)).status, 'completed')
+  t.same(erased.sort(), ['a1', 'dead', 'p1'], 'and a new deletion erases it')
+})

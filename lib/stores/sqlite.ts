@@ -5,10 +5,13 @@
 // (see WalSync): transactions only write to the WAL, and an acknowledgement waits for the next
 // fsync of the WAL file to finish while the loop goes on serving.
 //
-// A deletion covers the labels of (instance, customer) whose seq is at most its `cover_seq`: the
-// row of every covered label need not be touched when the deletion is recorded, so recording
-// costs the same for a customer with ten labels or a million. Only pending labels (writers in
-// flight) are marked doomed.
+// Layout (docs/ARCHITECTURE.md, "Store layout"): a label row is written once and never updated.
+// What changes while its writer works (lease, expiry, doomed) lives in this process's memory,
+// which is sound because one process owns the file (a lock file refuses a second one): after a
+// crash no writer of the old process is alive, so its labels are simply committed ones, which
+// deletions erase. A commit therefore runs no SQL at all. A deletion covers the labels of
+// (instance, customer) whose seq is at most its `cover_seq`, so recording one costs the same for
+// a customer with ten labels or a million; only pending labels (writers in flight) are doomed.
 import type Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -20,7 +23,7 @@ import { SqliteProcessLock } from './sqlite-lock.js'
 import { checkInteger, checkKnownKeys } from './store-options.js'
 import { WalSync } from './sqlite-wal-sync.js'
 import {
-  addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
+  addCounts, checkLabel, checkStoreText, checkWithdraw, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
@@ -45,11 +48,7 @@ export const SQLITE_DEFAULTS = {
 const MAX_GROUP = 100_000
 const SQLITE_OPTIONS = ['path', 'synchronous', 'maxGroup'] as const
 
-/** A label's state as stored in the `state` column; never a bare number in SQL. */
-const STATE = { pending: 0, committed: 1, doomed: 2 } as const
-const { pending: PENDING, committed: COMMITTED, doomed: DOOMED } = STATE
 const CHECKPOINT_MS = 200
-const STATES: LabelState[] = (Object.keys(STATE) as LabelState[]).sort((a, b) => STATE[a] - STATE[b])
 
 /** Each entry migrates the schema from version i to i + 1. */
 const MIGRATIONS = [
@@ -67,8 +66,8 @@ const MIGRATIONS = [
    );
    CREATE INDEX labels_by_customer ON labels (instance, customer, seq);
    CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
-   CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = ${PENDING};
-   CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = ${COMMITTED};
+   CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
+   CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = 1;
    CREATE TABLE deletions (
      id TEXT PRIMARY KEY,
      instance TEXT NOT NULL,
@@ -84,8 +83,16 @@ const MIGRATIONS = [
   // v2: a resource labeled twice keeps both labels; the index that found the older one doubled
   // the pages every commit wrote (its keys are random), for no part of the guarantee.
   'DROP INDEX labels_committed;',
-  // v3: withdrawing a resource's labels finds them by (instance, kind, id).
-  'CREATE INDEX labels_by_resource ON labels (instance, kind, rid);'
+  // v3: a label is written once; its writer's state lives in the owning process's memory (see the
+  // top of this file), so the lease and pending indexes go, and with them the state and lease
+  // columns. Labels pending or doomed in the old layout belonged to a process that is gone: they
+  // become plain labels, which covering deletions erase. Withdraw finds labels by resource.
+  `DROP INDEX labels_by_lease;
+   DROP INDEX labels_pending;
+   ALTER TABLE labels DROP COLUMN state;
+   ALTER TABLE labels DROP COLUMN lease_id;
+   ALTER TABLE labels DROP COLUMN lease_expires;
+   CREATE INDEX labels_by_resource ON labels (instance, kind, rid);`
 ]
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
 
@@ -101,11 +108,19 @@ interface DeletionRow {
 }
 
 /** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
-type QueuedWrite =
-  | { labels: readonly LabelInput[], leaseId?: undefined, replace?: undefined, resolve: (result?: CommitResult) => void, reject: (err: Error) => void }
-  | { labels?: undefined, leaseId: string, replace: boolean, resolve: (result: CommitResult) => void, reject: (err: Error) => void }
+interface QueuedWrite { labels: readonly LabelInput[], resolve: (result?: CommitResult) => void, reject: (err: Error) => void }
 
-interface LabelRow { seq: number, instance: string, customer: string, kind: string, rid: string, state: number }
+/** A lease's labels while its writer works. */
+interface PendingLease {
+  id: string
+  instance: string
+  kind: string
+  rid: string
+  /** The label rows, with the customer each is for. */
+  rows: Array<{ seq: number, customer: string }>
+  expiresAt: number
+  doomed: boolean
+}
 
 /** Every statement, prepared once. */
 
@@ -113,37 +128,25 @@ function prepareStatements (db: Database.Database) {
   return {
     getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
     putMeta: db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)'),
-    insert: db.prepare(`INSERT INTO labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES (?, ?, ?, ?, ${PENDING}, ?, ?, ?)`),
-    renew: db.prepare('UPDATE labels SET lease_expires = ? WHERE lease_id = ?'),
-    leaseRows: db.prepare<[string], LabelRow>('SELECT seq, instance, customer, kind, rid, state FROM labels WHERE lease_id = ?'),
-    leaseState: db.prepare<[string], { n: number, doomed: number }>(`SELECT count(*) AS n, coalesce(sum(state = ${DOOMED}), 0) AS doomed FROM labels WHERE lease_id = ?`),
+    insert: db.prepare<[string, string, string, string, number]>('INSERT INTO labels (instance, customer, kind, rid, labeled_at) VALUES (?, ?, ?, ?, ?)'),
     coverSeq: db.prepare<[string, string], { cover_seq: number }>("SELECT cover_seq FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
-    // One statement in the common case: it commits unless a deletion doomed one of the lease's labels.
-    commitLease: db.prepare(`UPDATE labels SET state = ${COMMITTED}, lease_id = NULL WHERE lease_id = ?
-      AND NOT EXISTS (SELECT 1 FROM labels WHERE lease_id = ? AND state = ${DOOMED})`),
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
-    withdraw: db.prepare<[string, string, string, string], { seq: number }>(
-      // The last parameter is the excepted lease, '' for none: `NULL IS NOT ''` holds for committed rows.
-      `DELETE FROM labels WHERE instance = ? AND kind = ? AND rid = ? AND state = ${COMMITTED} AND lease_id IS NOT ? RETURNING seq`),
+    byResource: db.prepare<[string, string, string], { seq: number }>('SELECT seq FROM labels WHERE instance = ? AND kind = ? AND rid = ?'),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
     maxSeq: db.prepare<[string, string], { m: number | null }>('SELECT max(seq) AS m FROM labels WHERE instance = ? AND customer = ?'),
     insertDeletion: db.prepare("INSERT INTO deletions (id, instance, customer, cover_seq, status, created_at) VALUES (?, ?, ?, ?, 'running', ?)"),
     extendCover: db.prepare('UPDATE deletions SET cover_seq = ? WHERE id = ?'),
-    pendingLeases: db.prepare<[string, string], { lease_id: string }>(`SELECT DISTINCT lease_id FROM labels WHERE instance = ? AND customer = ? AND state = ${PENDING}`),
-    doom: db.prepare(`UPDATE labels SET state = ${DOOMED} WHERE instance = ? AND customer = ? AND state = ${PENDING}`),
-    claimable: db.prepare<[string, string, number, number, number], { seq: number, kind: string, rid: string }>(
-      `SELECT seq, kind, rid FROM labels
-       WHERE instance = ? AND customer = ? AND seq <= ? AND seq > ? AND (state = ${COMMITTED} OR lease_expires <= ?)
-       ORDER BY seq`),
+    claimable: db.prepare<[string, string, number, number], { seq: number, kind: string, rid: string }>(
+      'SELECT seq, kind, rid FROM labels WHERE instance = ? AND customer = ? AND seq <= ? AND seq > ? ORDER BY seq'),
     deleteCovered: db.prepare(`DELETE FROM labels WHERE seq IN (SELECT value FROM json_each(?))
       AND instance = ? AND customer = ? AND seq <= ?`),
     setErased: db.prepare('UPDATE deletions SET erased = ? WHERE id = ?'),
     anyCovered: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM labels WHERE instance = ? AND customer = ? AND seq <= ? LIMIT 1'),
     complete: db.prepare("UPDATE deletions SET status = 'completed', completed_at = ? WHERE id = ?"),
     runningList: db.prepare<[number], DeletionRef>("SELECT id, instance FROM deletions WHERE status = 'running' ORDER BY created_at LIMIT ?"),
-    exportPage: db.prepare<[string, string, number, number], { seq: number, kind: string, rid: string, labeled_at: number, state: number }>(
-      'SELECT seq, kind, rid, labeled_at, state FROM labels WHERE instance = ? AND customer = ? AND seq > ? ORDER BY seq LIMIT ?')
+    exportPage: db.prepare<[string, string, number, number], { seq: number, kind: string, rid: string, labeled_at: number }>(
+      'SELECT seq, kind, rid, labeled_at FROM labels WHERE instance = ? AND customer = ? AND seq > ? ORDER BY seq LIMIT ?')
   }
 }
 
@@ -170,6 +173,10 @@ export class SqliteStore implements LabelStore {
    * contested within it, and a crash releases them all.
    */
   #claims = new Map<number, { owner: string, until: number }>()
+  /** Leases whose writers are at work, by id; by label seq; by instance + customer (docs/ARCHITECTURE.md, "Store layout"). */
+  #leases = new Map<string, PendingLease>()
+  #pendingSeqs = new Map<number, PendingLease>()
+  #byCustomer = new Map<string, Set<PendingLease>>()
   #checkpointer: Checkpointer | null = null
   /** Null with synchronous NORMAL: nothing waits for the disk. */
   #wal: WalSync | null = null
@@ -255,6 +262,9 @@ export class SqliteStore implements LabelStore {
     this.#lock?.release()
     this.#lock = null
     this.#claims.clear()
+    this.#leases.clear()
+    this.#pendingSeqs.clear()
+    this.#byCustomer.clear()
     this.#events.removeAllListeners()
   }
 
@@ -276,12 +286,23 @@ export class SqliteStore implements LabelStore {
   }
 
   /**
-   * Commits join the same group transactions as labels. They need not be durable before the
-   * writer goes on: a commit lost in a crash leaves the label pending, and a deletion still
-   * covers pending labels.
+   * A commit forgets the lease: its labels are plain labels from now on. No SQL runs, and nothing
+   * need be durable: after a crash every label is a plain one anyway. A replacing commit withdraws
+   * the resource's other labels in a durable transaction first.
    */
-  commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
-    return this.#enqueue({ leaseId, replace, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  async commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
+    if (this.#db === null) throw new FST_CUSTOMER_DATA_CLOSED()
+    const lease = this.#leases.get(leaseId)
+    if (lease === undefined) return { status: 'gone' }
+    if (lease.doomed) return { status: 'doomed', resources: [{ kind: lease.kind, id: lease.rid }] }
+    if (replace) {
+      this.#conn.transaction(() => { this.#withdrawNow(lease.instance, lease.kind, lease.rid) }).immediate()
+      this.#forget(lease)
+      await this.#durable()
+      return { status: 'committed' }
+    }
+    this.#forget(lease)
+    return { status: 'committed' }
   }
 
   /** Durable before it resolves: a withdrawal lost in a crash would bring a stale label back. */
@@ -289,17 +310,23 @@ export class SqliteStore implements LabelStore {
     checkWithdraw(input)
     const removed = this.#conn.transaction(() => {
       let n = 0
-      for (const id of input.ids) n += this.#withdrawNow(input.instance, input.kind, id, input.exceptLease ?? '')
+      for (const id of input.ids) n += this.#withdrawNow(input.instance, input.kind, id)
       return n
     }).immediate()
     await this.#durable()
     return removed
   }
 
-  #withdrawNow (instance: string, kind: string, id: string, exceptLease: string): number {
-    const rows = this.#q.withdraw.all(instance, kind, id, exceptLease)
-    for (const r of rows) this.#claims.delete(r.seq)
-    return rows.length
+  /** Deletes the committed labels of one resource: every label of it that no live lease holds. */
+  #withdrawNow (instance: string, kind: string, id: string): number {
+    let removed = 0
+    for (const { seq } of this.#q.byResource.all(instance, kind, id)) {
+      if (this.#pendingSeqs.has(seq)) continue
+      this.#q.deleteRow.run(seq)
+      this.#claims.delete(seq)
+      removed++
+    }
+    return removed
   }
 
   #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
@@ -316,46 +343,60 @@ export class SqliteStore implements LabelStore {
     return this.#wal === null ? Promise.resolve() : this.#wal.sync()
   }
 
-  /** One group transaction: commits resolve when it ends; labels when it is durable. */
+  /** One group transaction of label inserts; they resolve once it is durable. */
   #runGroup (group: QueuedWrite[]): void {
-    let results: Array<CommitResult | undefined>
+    let leases: PendingLease[]
     try {
-      results = this.#conn.transaction(() => group.map((write) => {
-        if (write.leaseId !== undefined) return this.#commitNow(write.leaseId, write.replace)
-        for (const l of write.labels) {
-          for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
-        }
-        return undefined
-      })).immediate()
+      leases = this.#conn.transaction(() => group.flatMap((write) => write.labels.map((l): PendingLease => ({
+        id: l.leaseId,
+        instance: l.instance,
+        kind: l.kind,
+        rid: l.id,
+        rows: l.customers.map((customer) => ({ customer, seq: Number(this.#q.insert.run(l.instance, customer, l.kind, l.id, l.now).lastInsertRowid) })),
+        expiresAt: l.expiresAt,
+        doomed: false
+      })))).immediate()
     } catch (err) {
       for (const write of group) write.reject(err as Error)
       return
     }
-    // Labels and replacing commits wait for the disk (a lost withdrawal would bring stale labels
-    // back); plain commits need not (a lost one leaves its label pending, which deletions cover).
-    const durable: Array<() => void> = []
-    const rejects: Array<(err: Error) => void> = []
-    group.forEach((write, i) => {
-      if (write.leaseId !== undefined && !write.replace) { write.resolve(results[i] as CommitResult); return }
-      durable.push(() => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
-      rejects.push(write.reject)
-    })
-    if (durable.length > 0) {
-      this.#durable().then(
-        () => { for (const resolve of durable) resolve() },
-        (err: Error) => { for (const reject of rejects) reject(err) })
+    // The leases exist from the moment their rows do: a deletion recorded from now on dooms them.
+    for (const lease of leases) this.#remember(lease)
+    this.#durable().then(
+      () => { for (const write of group) write.resolve() },
+      (err: Error) => { for (const write of group) write.reject(err) })
+  }
+
+  #remember (lease: PendingLease): void {
+    const known = this.#leases.get(lease.id)
+    if (known !== undefined) {
+      known.rows.push(...lease.rows) // the same lease labeled again
+      lease = known
+    } else {
+      this.#leases.set(lease.id, lease)
+    }
+    for (const r of lease.rows) {
+      this.#pendingSeqs.set(r.seq, lease)
+      setAdd(this.#byCustomer, lease.instance + '\u0000' + r.customer, lease)
+    }
+  }
+
+  #forget (lease: PendingLease): void {
+    this.#leases.delete(lease.id)
+    for (const r of lease.rows) {
+      this.#pendingSeqs.delete(r.seq)
+      setDelete(this.#byCustomer, lease.instance + '\u0000' + r.customer, lease)
     }
   }
 
   async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
+    if (this.#db === null) throw new FST_CUSTOMER_DATA_CLOSED()
     const lost: string[] = []
-    this.#conn.transaction(() => {
-      for (const leaseId of leaseIds) {
-        this.#q.renew.run(expiresAt, leaseId)
-        const s = this.#q.leaseState.get(leaseId) as { n: number, doomed: number }
-        if (s.n === 0 || s.doomed > 0) lost.push(leaseId)
-      }
-    }).immediate()
+    for (const id of leaseIds) {
+      const lease = this.#leases.get(id)
+      if (lease === undefined || lease.doomed) lost.push(id)
+      if (lease !== undefined) lease.expiresAt = expiresAt
+    }
     return lost
   }
 
@@ -363,48 +404,31 @@ export class SqliteStore implements LabelStore {
     return this.#q.coverSeq.get(instance, customer)?.cover_seq ?? 0
   }
 
-  #commitNow (leaseId: string, replace: boolean): CommitResult {
-    if (replace) {
-      const rows = this.#q.leaseRows.all(leaseId)
-      if (rows.length === 0) return { status: 'gone' }
-      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
-      for (const r of distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid })))) this.#withdrawNow(rows[0].instance, r.kind, r.id, leaseId)
-    }
-    if (this.#q.commitLease.run(leaseId, leaseId).changes > 0) return { status: 'committed' }
-    const rows = this.#q.leaseRows.all(leaseId) // nothing committed: no labels left, or doomed ones
-    if (rows.length === 0) return { status: 'gone' }
-    return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
-  }
-
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
-    return this.#conn.transaction((): DeletionRef[] => {
-      const rows = this.#q.leaseRows.all(leaseId)
-      const credit = new Map<string, { rec: DeletionRow, resources: Array<{ kind: string, id: string }> }>()
-      for (const row of rows) {
-        if (row.state === DOOMED) {
-          const rec = this.#q.running.get(row.instance, row.customer)
-          if (rec !== undefined && row.seq <= rec.cover_seq) {
-            const entry = credit.get(rec.id) ?? { rec, resources: [] }
-            entry.resources.push({ kind: row.kind, id: row.rid })
-            credit.set(rec.id, entry)
-          }
+    const lease = this.#leases.get(leaseId)
+    if (lease === undefined) return []
+    const refs = this.#conn.transaction((): DeletionRef[] => {
+      const credit = new Map<string, DeletionRow>()
+      for (const row of lease.rows) {
+        if (lease.doomed) {
+          const rec = this.#q.running.get(lease.instance, row.customer)
+          if (rec !== undefined && row.seq <= rec.cover_seq) credit.set(rec.id, rec)
         }
         this.#q.deleteRow.run(row.seq)
       }
-      const refs: DeletionRef[] = []
-      for (const { rec, resources } of credit.values()) {
-        if (erased) this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), countByKind(distinctResources(resources)))), rec.id)
-        refs.push({ id: rec.id, instance: rec.instance })
+      for (const rec of credit.values()) {
+        if (erased) this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), { [lease.kind]: 1 })), rec.id)
       }
-      return refs
+      return [...credit.values()].map((rec) => ({ id: rec.id, instance: rec.instance }))
     }).immediate()
+    this.#forget(lease)
+    return refs
   }
 
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
     checkStoreText('the instance', input.instance)
-    let doomed: string[] = []
+    const { instance, customer } = input
     const result = this.#conn.transaction(() => {
-      const { instance, customer } = input
       const maxSeq = this.#q.maxSeq.get(instance, customer)?.m ?? 0
       let row = this.#q.running.get(instance, customer)
       const created = row === undefined
@@ -413,11 +437,16 @@ export class SqliteStore implements LabelStore {
       } else if (maxSeq > row.cover_seq) {
         this.#q.extendCover.run(maxSeq, row.id) // a joined request also covers what was labeled since
       }
-      doomed = this.#q.pendingLeases.all(instance, customer).map((r) => r.lease_id)
-      if (doomed.length > 0) this.#q.doom.run(instance, customer)
       row = this.#q.running.get(instance, customer) as DeletionRow
       return { deletion: toRecord(row), created }
     }).immediate()
+    // Every pending lease of the customer has its rows in the table already (they are remembered
+    // only once inserted), so each is covered: doomed.
+    const doomed: string[] = []
+    for (const lease of this.#byCustomer.get(instance + '\u0000' + customer) ?? []) {
+      if (!lease.doomed) doomed.push(lease.id)
+      lease.doomed = true
+    }
     if (doomed.length > 0) queueMicrotask(() => this.#events.emit('doom', doomed))
     await this.#durable()
     return result
@@ -427,7 +456,9 @@ export class SqliteStore implements LabelStore {
     const rec = this.#q.byId.get(deletionId)
     if (rec === undefined || rec.status !== 'running') return []
     const out: ClaimedLabel[] = []
-    for (const r of this.#q.claimable.iterate(rec.instance, rec.customer, rec.cover_seq, Number(options.after ?? 0), options.now)) {
+    for (const r of this.#q.claimable.iterate(rec.instance, rec.customer, rec.cover_seq, Number(options.after ?? 0))) {
+      const lease = this.#pendingSeqs.get(r.seq)
+      if (lease !== undefined && lease.expiresAt > options.now) continue // its writer is still at work
       const claim = this.#claims.get(r.seq)
       if (claim !== undefined && claim.owner !== options.owner && claim.until > options.now) continue
       this.#claims.set(r.seq, { owner: options.owner, until: options.claimUntil })
@@ -446,9 +477,19 @@ export class SqliteStore implements LabelStore {
       const rec = this.#q.byId.get(deletionId)
       if (rec === undefined) return
       this.#q.deleteCovered.run(`[${keys.map(Number).join(',')}]`, rec.instance, rec.customer, rec.cover_seq)
-      for (const key of keys) this.#claims.delete(Number(key))
       this.#q.setErased.run(JSON.stringify(addCounts(JSON.parse(rec.erased), erased)), deletionId)
     }).immediate()
+    for (const key of keys) {
+      const seq = Number(key)
+      this.#claims.delete(seq)
+      // A reaped label of a writer that died: its lease loses the row (and ends with its last one).
+      const lease = this.#pendingSeqs.get(seq)
+      if (lease !== undefined) {
+        this.#pendingSeqs.delete(seq)
+        lease.rows = lease.rows.filter((r) => r.seq !== seq)
+        if (lease.rows.length === 0) this.#forget(lease)
+      }
+    }
   }
 
   async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
@@ -482,9 +523,15 @@ export class SqliteStore implements LabelStore {
     const more = rows.length > limit
     const items = rows.slice(0, limit)
     return {
-      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: r.labeled_at, state: STATES[r.state] })),
+      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: r.labeled_at, state: this.#state(r.seq) })),
       next: more ? String(items[items.length - 1].seq) : null
     }
+  }
+
+  #state (seq: number): LabelState {
+    const lease = this.#pendingSeqs.get(seq)
+    if (lease === undefined) return 'committed'
+    return lease.doomed ? 'doomed' : 'pending'
   }
 
   onDoom (listener: (leaseIds: string[]) => void): () => void {
@@ -502,4 +549,17 @@ export class SqliteStore implements LabelStore {
 /** The embedded default: one process, durable across crashes (and power loss with synchronous FULL). */
 export function sqliteStore (options: SqliteStoreOptions): LabelStore {
   return new SqliteStore(options)
+}
+
+function setAdd<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key)
+  if (set === undefined) map.set(key, set = new Set())
+  set.add(value)
+}
+
+function setDelete<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key)
+  if (set === undefined) return
+  set.delete(value)
+  if (set.size === 0) map.delete(key)
 }

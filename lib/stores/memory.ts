@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { checkKnownKeys } from './store-options.js'
+import { setAdd, setDelete } from './multimap.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
@@ -296,19 +297,6 @@ export class MemoryStore implements LabelStore {
 
 function resourceKey (instance: string, kind: string, id: string): string {
   return instance + sep + kind + sep + id
-}
-
-function setAdd<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key)
-  if (set === undefined) map.set(key, set = new Set())
-  set.add(value)
-}
-
-function setDelete<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key)
-  if (set === undefined) return
-  set.delete(value)
-  if (set.size === 0) map.delete(key)
 }
 
 function copyDeletion (d: DeletionRecord): DeletionRecord {

@@ -19,6 +19,7 @@ import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../e
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
+import { setAdd, setDelete } from './multimap.js'
 import { SqliteProcessLock } from './sqlite-lock.js'
 import { checkInteger, checkKnownKeys } from './store-options.js'
 import { WalSync } from './sqlite-wal-sync.js'
@@ -549,17 +550,4 @@ export class SqliteStore implements LabelStore {
 /** The embedded default: one process, durable across crashes (and power loss with synchronous FULL). */
 export function sqliteStore (options: SqliteStoreOptions): LabelStore {
   return new SqliteStore(options)
-}
-
-function setAdd<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key)
-  if (set === undefined) map.set(key, set = new Set())
-  set.add(value)
-}
-
-function setDelete<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key)
-  if (set === undefined) return
-  set.delete(value)
-  if (set.size === 0) map.delete(key)
 }

@@ -10,6 +10,7 @@ import {
 } from './errors.js'
 import { Lease, type LeaseHost } from './lease.js'
 import { leaseId } from './lease-id.js'
+import { checkEngineTimings, ENGINE_DEFAULTS } from './options.js'
 import type { ClaimedLabel, DeletionRecord, ExportPage, LabelStore } from './store.js'
 
 /** Erases resources of one kind. Idempotent: an id that does not exist is not an error. */
@@ -42,27 +43,12 @@ export interface EngineOptions {
   logger?: EngineLogger
 }
 
-export const ENGINE_DEFAULTS = {
-  leaseMs: 60_000,
-  batchSize: 500,
-  reaperMs: 10_000,
-  eraserTimeoutMs: 30_000,
-  retryMinMs: 100,
-  retryMaxMs: 30_000
-} as const
+export { ENGINE_DEFAULTS }
 
 const CLAIM_MARGIN_MS = 5000
 const KIND = /^[A-Za-z0-9_.:-]{1,64}$/
 const MAX_RESOURCE_ID = 1024
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
-
-function positive (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${name} must be a positive number of milliseconds or items, got ${String(value)}`)
-  }
-  return value
-}
 
 export class CustomerDataEngine implements LeaseHost {
   readonly store: LabelStore
@@ -107,12 +93,13 @@ export class CustomerDataEngine implements LeaseHost {
       this.#secretOption = secret
     }
     this.store = store
-    this.leaseMs = positive('leaseMs', options.leaseMs, ENGINE_DEFAULTS.leaseMs)
-    this.batchSize = Math.floor(positive('batchSize', options.batchSize, ENGINE_DEFAULTS.batchSize))
-    this.reaperMs = positive('reaperMs', options.reaperMs, ENGINE_DEFAULTS.reaperMs)
-    this.eraserTimeoutMs = positive('eraserTimeoutMs', options.eraserTimeoutMs, ENGINE_DEFAULTS.eraserTimeoutMs)
-    this.retryMinMs = positive('retryMinMs', options.retryMinMs, ENGINE_DEFAULTS.retryMinMs)
-    this.retryMaxMs = positive('retryMaxMs', options.retryMaxMs, ENGINE_DEFAULTS.retryMaxMs)
+    const timings = checkEngineTimings(options)
+    this.leaseMs = timings.leaseMs
+    this.batchSize = timings.batchSize
+    this.reaperMs = timings.reaperMs
+    this.eraserTimeoutMs = timings.eraserTimeoutMs
+    this.retryMinMs = timings.retryMinMs
+    this.retryMaxMs = timings.retryMaxMs
     this.#log = options.logger ?? silent
   }
 

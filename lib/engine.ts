@@ -132,14 +132,15 @@ export class CustomerDataEngine implements LeaseHost {
     return customerDigest(this.#secret, customerId)
   }
 
-  /** Labels (kind, id) for each customer before the data is written (write-ahead). */
-  async label (instance: string, customerIds: readonly string[], kind: string, id: string): Promise<Lease> {
-    if (!this.#erasers.has(kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(String(kind))
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID) {
-      throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters`)
-    }
+  /**
+   * Labels (kind, id) for each customer before the data is written (write-ahead). With
+   * `replace`, the write replaces the resource: its commit withdraws every other label of it.
+   */
+  async label (instance: string, customerIds: readonly string[], kind: string, id: string, options?: { replace?: boolean }): Promise<Lease> {
+    this.#checkResource(kind, id)
     const now = Date.now()
-    const lease = new Lease(this, leaseId(now), instance, [{ kind, id }], customerIds.length > 0)
+    const replace = options?.replace === true
+    const lease = new Lease(this, leaseId(now), instance, [{ kind, id }], customerIds.length > 0, replace)
     if (!lease.labeled) return lease
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
@@ -147,9 +148,36 @@ export class CustomerDataEngine implements LeaseHost {
     return lease
   }
 
+  /**
+   * Withdraws the committed labels of these resources, for every customer: call it when the host
+   * deletes or replaces them itself, so that a later resource of the same kind and id, stored for
+   * another customer, is never erased by the first customer's deletion. Returns how many labels
+   * were removed.
+   */
+  async withdraw (instance: string, kind: string, ids: string[]): Promise<number> {
+    if (!Array.isArray(ids)) throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the ids of "${String(kind)}" resources to withdraw must be an array`)
+    for (const id of ids) this.#checkResource(kind, id)
+    if (ids.length === 0) return 0
+    return await this.#storeCall(() => this.store.withdraw({ instance, kind, ids }))
+  }
+
+  #checkResource (kind: string, id: unknown): void {
+    if (!this.#erasers.has(kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(String(kind))
+    // U+0000 fits no PostgreSQL text column: refused here, the same way for every store.
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID || id.includes('\u0000')) {
+      throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters, without NUL`)
+    }
+  }
+
   async commitLease (lease: Lease): Promise<'committed' | 'doomed'> {
-    if (!lease.labeled) return 'committed'
-    const result = await this.#storeCall(() => this.store.commit(lease.id, Date.now()))
+    if (!lease.labeled) {
+      // No customer labeled this write, yet it replaced the resource: the old labels must go.
+      if (lease.replace) {
+        for (const r of lease.resources) await this.#storeCall(() => this.store.withdraw({ instance: lease.instance, kind: r.kind, ids: [r.id] }))
+      }
+      return 'committed'
+    }
+    const result = await this.#storeCall(() => this.store.commit(lease.id, Date.now(), lease.replace))
     if (result.status === 'committed') return 'committed'
     // Doomed: what this writer stored must not outlive the deletion that doomed it.
     await this.#eraseWithRetry(lease)
@@ -360,7 +388,9 @@ export class CustomerDataEngine implements LeaseHost {
     try {
       return await fn()
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 503) throw err
+      const { statusCode, code } = err as { statusCode?: number, code?: string }
+      // The store's verdicts on its input pass through: they are the caller's mistake, not an outage.
+      if (statusCode === 503 || code === 'FST_CUSTOMER_DATA_BAD_REQUEST' || code === 'FST_CUSTOMER_DATA_INVALID_RESOURCE') throw err
       this.#log.error({ err: describe(err) }, 'customer data store call failed')
       const wrapped = new FST_CUSTOMER_DATA_STORE_UNAVAILABLE()
       wrapped.cause = err

@@ -29,7 +29,7 @@ export function checkBoolean (name: string, value: unknown, fallback: boolean): 
 
 /** An options object: a plain object (or undefined → {}), with no key outside `known`. */
 export function checkKnownKeys<T extends object> (where: string, options: T | undefined, known: readonly string[]): T {
-  if (options === undefined || options === null) return {} as T // eslint-disable-line @typescript-eslint/consistent-type-assertions
+  if (options === undefined || options === null) return {} as T
   if (typeof options !== 'object' || Array.isArray(options)) {
     throw new FST_CUSTOMER_DATA_INVALID_OPTION(`the options of ${where} must be an object`)
   }

@@ -18,13 +18,13 @@ export interface CustomerDataOptions extends CustomerLabelsOptions, CustomerMeta
 
 const OWN_KEYS = ['routePrefix', 'routes'] as const
 
-function pick<K extends string> (options: object, keys: readonly K[]): Partial<Record<K, unknown>> {
-  const out: Partial<Record<K, unknown>> = {}
+/** The options among `keys` that are set (each plugin refuses keys it does not know). */
+function pick<T extends object, K extends keyof T> (options: T, keys: readonly K[]): Pick<T, K> {
+  const out: Partial<T> = {}
   for (const key of keys) {
-    const value = (options as Record<string, unknown>)[key]
-    if (value !== undefined) out[key] = value
+    if (options[key] !== undefined) out[key] = options[key]
   }
-  return out
+  return out as Pick<T, K>
 }
 
 const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options) => {
@@ -36,7 +36,7 @@ const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options)
   const metadata = pick(options, METADATA_OPTION_KEYS)
   await fastify.register(customerMetadata, metadata)
   await fastify.register(websocketMetadata, metadata)
-  await fastify.register(customerLabels, pick(options, LABELS_OPTION_KEYS) as unknown as CustomerLabelsOptions)
+  await fastify.register(customerLabels, pick(options, LABELS_OPTION_KEYS))
   if (routes) {
     await fastify.register(userDataRoutes, { ...pick(options, ['maxIdLength']), prefix: options.routePrefix })
   }

@@ -1,7 +1,7 @@
 // No silent skip (issue 10): every way Fastify users register plugins and routes labels a route
 // with config.customerData, or refuses to start naming it. Each case is a style seen in real apps.
 import { test, type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import customerData, { apiKeyInstances, customerLabels, memoryStore, userDataRoutes, errors, type CustomerDataOptions } from '../index.js'
@@ -22,7 +22,7 @@ function options (stored: Set<string>, extra: Partial<CustomerDataOptions> = {})
 }
 
 const wordRoute = {
-  config: { customerData: { kind: 'word', id: (request: { params: unknown }) => (request.params as { word: string }).word } }
+  config: { customerData: { kind: 'word', id: (request: FastifyRequest) => (request.params as { word: string }).word } }
 }
 
 /** Stores a word for alice, then checks the export lists it and a deletion erases it. */
@@ -38,7 +38,7 @@ async function assertLabeledAndErased (t: Test, app: FastifyInstance, stored: Se
 }
 
 function addWordRoute (app: FastifyInstance, stored: Set<string>): void {
-  app.put('/words/:word', wordRoute as never, async (request, reply) => {
+  app.put('/words/:word', wordRoute, async (request, reply) => {
     stored.add((request.params as { word: string }).word)
     return reply.code(201).send({})
   })
@@ -47,7 +47,7 @@ function addWordRoute (app: FastifyInstance, stored: Set<string>): void {
 test('register without await, then the route', async (t) => {
   const stored = new Set<string>()
   const app = Fastify()
-  app.register(customerData, options(stored)) // eslint-disable-line @typescript-eslint/no-floating-promises
+  app.register(customerData, options(stored))
   addWordRoute(app, stored)
   await app.ready()
   t.teardown(() => app.close())
@@ -66,8 +66,8 @@ test('the route declared before the plugin', async (t) => {
 test('the route in an encapsulated plugin registered before ours', async (t) => {
   const stored = new Set<string>()
   const app = Fastify()
-  app.register(async (child) => { addWordRoute(child, stored) }) // eslint-disable-line @typescript-eslint/no-floating-promises
-  app.register(customerData, options(stored)) // eslint-disable-line @typescript-eslint/no-floating-promises
+  app.register(async (child) => { addWordRoute(child, stored) })
+  app.register(customerData, options(stored))
   await app.ready()
   t.teardown(() => app.close())
   await assertLabeledAndErased(t, app, stored)
@@ -95,11 +95,11 @@ test('a bad route config: refused at startup when seen, a Watson 500 naming the 
 
 test('customerLabels without customerMetadata fails at register, naming the missing plugin', async (t) => {
   const app = Fastify()
-  app.register(customerLabels, options(new Set())) // eslint-disable-line @typescript-eslint/no-floating-promises
-  await t.rejects(app.ready(), /fastify-customer-data\/customer-metadata/)
+  app.register(customerLabels, options(new Set()))
+  await t.rejects(async () => { await app.ready() }, /fastify-customer-data\/customer-metadata/)
   const routesAlone = Fastify()
-  routesAlone.register(userDataRoutes) // eslint-disable-line @typescript-eslint/no-floating-promises
-  await t.rejects(routesAlone.ready(), /fastify-customer-data\/customer-labels/)
+  routesAlone.register(userDataRoutes)
+  await t.rejects(async () => { await routesAlone.ready() }, /fastify-customer-data\/customer-labels/)
 })
 
 test("a host's own error reply on the user_data routes reaches the client unchanged", async (t) => {
@@ -122,8 +122,8 @@ async function wsSession (t: Test, closeCode: number | 'terminate'): Promise<voi
   const app = Fastify()
   await app.register(customerData, options(stored, { leaseMs: 60_000 }))
   await app.register(websocket)
-  app.get('/sessions/:word', { websocket: true, ...wordRoute } as never, (socket: WebSocket, request: { params: { word: string } }) => {
-    stored.add(request.params.word)
+  app.get('/sessions/:word', { websocket: true, ...wordRoute }, (socket, request) => {
+    stored.add((request.params as { word: string }).word)
     socket.send('stored')
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -184,7 +184,7 @@ test('every bad option is refused at ready() with FST_CUSTOMER_DATA_INVALID_OPTI
   ]
   for (const [name, bad] of cases) {
     const app = Fastify()
-    app.register(customerData, { ...options(new Set()), ...bad } as never) // eslint-disable-line @typescript-eslint/no-floating-promises
+    app.register(customerData, { ...options(new Set()), ...bad } as never)
     const err = await app.ready().then(() => null, (e: Error) => e)
     t.ok(err instanceof errors.FST_CUSTOMER_DATA_INVALID_OPTION, `${JSON.stringify(bad)} is refused`)
     t.match(err?.message, name, `${JSON.stringify(bad)}: the message names ${name}`)

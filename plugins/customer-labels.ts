@@ -277,7 +277,9 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   })
 
   function storeFailureBody (reply: FastifyReply, err: unknown): string {
-    const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : 503
+    const code = (err as { statusCode?: number }).statusCode
+    // Doomed (409) and no instance (401) say what happened; anything else is the store failing.
+    const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : code === 401 ? 401 : 503
     reply.code(status).type('application/json; charset=utf-8')
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return JSON.stringify(watsonErrorBody(status, (err as Error).message))

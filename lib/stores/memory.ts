@@ -3,7 +3,8 @@
 // synchronously, so each is atomic.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { FST_CUSTOMER_DATA_CLOSED } from '../errors.js'
+import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import { checkKnownKeys } from './store-options.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
@@ -46,6 +47,10 @@ export class MemoryStore implements LabelStore {
   #closed = false
 
   constructor (options: MemoryStoreOptions = {}) {
+    checkKnownKeys('memoryStore', options, ['secret'])
+    if (options.secret !== undefined && (!Buffer.isBuffer(options.secret) || options.secret.length < 16)) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('memoryStore secret must be a Buffer of at least 16 bytes')
+    }
     this.#secret = options.secret ?? randomBytes(32)
     this.#events.setMaxListeners(0)
   }

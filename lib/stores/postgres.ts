@@ -6,19 +6,45 @@
 // cover_seq. Label inserts take a shared advisory lock on (instance, customer) and a deletion
 // takes it exclusively, so a deletion sees every label acknowledged before it and every later
 // label gets a higher seq.
-import pg from 'pg'
+import type pg from 'pg'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import { loadDriver } from './driver.js'
+import { checkInteger, checkKnownKeys } from './store-options.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
 
+/** A query's result, as pg returns it. */
+export interface PostgresQueryResult {
+  rows: unknown[]
+  rowCount: number | null
+}
+
+/** A connection checked out of a pool (a pg PoolClient fits). */
+export interface PostgresPoolClient {
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  release(destroy?: boolean): void
+  on(event: string, listener: (...args: any[]) => void): unknown
+}
+
+/**
+ * What the store needs of a connection pool, described by shape so that hosts need no @types/pg:
+ * a `pg.Pool` fits.
+ */
+export interface PostgresPool {
+  connect(): Promise<PostgresPoolClient>
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  end(): Promise<void>
+  on(event: 'error', listener: (err: Error) => void): unknown
+}
+
 export interface PostgresStoreOptions {
   /** A pg Pool the host owns (not ended on close). */
-  pool?: pg.Pool
+  pool?: PostgresPool
   /** Or a connection string; the store then owns its pool. */
   connectionString?: string
   /** Schema holding the tables. Default `customer_data`. */
@@ -26,6 +52,15 @@ export interface PostgresStoreOptions {
   /** Pool size when the store creates the pool. Default 10. */
   max?: number
 }
+
+export const POSTGRES_DEFAULTS = {
+  schema: 'customer_data',
+  max: 10
+} as const
+/** More connections than PostgreSQL's default max_connections (100) can ever serve. */
+const MAX_POOL = 100
+// At least 2: one connection stays checked out for LISTEN, and queries need another.
+const POSTGRES_OPTIONS = ['pool', 'connectionString', 'schema', 'max'] as const
 
 const DOOMED = 2
 const STATES: LabelState[] = ['pending', 'committed', 'doomed']
@@ -167,6 +202,7 @@ export class PostgresStore implements LabelStore {
   /** The group-commit statement for this schema, built once. */
   readonly #groupSql: string
   readonly #options: PostgresStoreOptions
+  readonly #max: number
   #pool: pg.Pool | null = null
   #ownsPool: boolean
   #listener: pg.PoolClient | null = null
@@ -179,10 +215,18 @@ export class PostgresStore implements LabelStore {
   readonly #channel: string
 
   constructor (options: PostgresStoreOptions) {
-    if (options === null || typeof options !== 'object' || (options.pool === undefined && typeof options.connectionString !== 'string')) {
+    checkKnownKeys('postgresStore', options, POSTGRES_OPTIONS)
+    if (options.pool === undefined && typeof options.connectionString !== 'string') {
       throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore needs { pool } or { connectionString: "postgres://…" }')
     }
-    const schema = options.schema ?? 'customer_data'
+    if (options.pool !== undefined && (options.pool === null || typeof options.pool.connect !== 'function' || typeof options.pool.query !== 'function')) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore pool must be a pg Pool (new pg.Pool(…))')
+    }
+    if (options.pool !== undefined && options.max !== undefined) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore max sizes the pool the store creates; with { pool }, size your own pool')
+    }
+    this.#max = checkInteger('postgresStore max', options.max, { min: 2, max: MAX_POOL }, POSTGRES_DEFAULTS.max)
+    const schema = options.schema ?? POSTGRES_DEFAULTS.schema
     if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
     this.schema = schema
     this.#groupSql = groupSql(schema)
@@ -200,7 +244,8 @@ export class PostgresStore implements LabelStore {
   async open (): Promise<void> {
     if (this.#pool !== null) return
     this.#closed = false
-    const pool = this.#options.pool ?? new pg.Pool({ connectionString: this.#options.connectionString, max: this.#options.max ?? 10 })
+    const pool = (this.#options.pool as pg.Pool | undefined) ??
+      new (loadDriver<typeof pg>('pg').Pool)({ connectionString: this.#options.connectionString, max: this.#max })
     // An idle client losing its connection must not crash the host; the next query reconnects.
     pool.on('error', () => {})
     this.#pool = pool

@@ -9,11 +9,14 @@
 // row of every covered label need not be touched when the deletion is recorded, so recording
 // costs the same for a customer with ten labels or a million. Only pending labels (writers in
 // flight) are marked doomed.
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
+import { loadDriver } from './driver.js'
+import { SqliteProcessLock } from './sqlite-lock.js'
+import { checkInteger, checkKnownKeys } from './store-options.js'
 import { WalSync } from './sqlite-wal-sync.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
@@ -32,6 +35,14 @@ export interface SqliteStoreOptions {
   /** Most writes (label requests and commits) in one group transaction. Default 1000. */
   maxGroup?: number
 }
+
+export const SQLITE_DEFAULTS = {
+  synchronous: 'FULL',
+  maxGroup: 1000
+} as const
+/** A larger group holds the event loop for one transaction longer than a request should wait. */
+const MAX_GROUP = 100_000
+const SQLITE_OPTIONS = ['path', 'synchronous', 'maxGroup'] as const
 
 const DOOMED = 2
 const CHECKPOINT_MS = 200
@@ -110,7 +121,6 @@ function prepareStatements (db: Database.Database) {
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
     withdraw: db.prepare<[string, string, string, string], { seq: number }>(
       // The last parameter is the excepted lease, '' for none: `NULL IS NOT ''` holds for committed rows.
-
       'DELETE FROM labels WHERE instance = ? AND kind = ? AND rid = ? AND state = 1 AND lease_id IS NOT ? RETURNING seq'),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
@@ -162,18 +172,21 @@ export class SqliteStore implements LabelStore {
   /** Null with synchronous NORMAL: nothing waits for the disk. */
   #wal: WalSync | null = null
   #checkpointTimer: NodeJS.Timeout | null = null
+  /** Null for ':memory:', which no other process can open. */
+  #lock: SqliteProcessLock | null = null
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
   constructor (options: SqliteStoreOptions) {
-    if (options === null || typeof options !== 'object' || typeof options.path !== 'string' || options.path.length === 0) {
+    checkKnownKeys('sqliteStore', options, SQLITE_OPTIONS)
+    if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\u0000')) {
       throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
     }
-    const synchronous = options.synchronous ?? 'FULL'
+    const synchronous = options.synchronous ?? SQLITE_DEFAULTS.synchronous
     if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
     this.path = options.path
     this.#synchronous = synchronous
-    this.#maxGroup = options.maxGroup ?? 1000
+    this.#maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
     this.#events.setMaxListeners(0)
   }
 
@@ -184,7 +197,22 @@ export class SqliteStore implements LabelStore {
 
   async open (): Promise<void> {
     if (this.#db !== null) return
-    const db = new Database(this.path)
+    const Driver = loadDriver<typeof Database>('better-sqlite3')
+    const lock = this.path === ':memory:' ? null : SqliteProcessLock.acquire(this.path)
+    let db: Database.Database | null = null
+    try {
+      db = new Driver(this.path)
+      this.#prepare(db)
+    } catch (err) {
+      db?.close()
+      lock?.release()
+      throw err
+    }
+    this.#lock = lock
+  }
+
+  /** Sets the connection up and migrates the schema; the caller closes `db` if it throws. */
+  #prepare (db: Database.Database): void {
     // ':memory:' (and a file system without shared memory) cannot use WAL: there SQLite syncs itself.
     const wal = db.pragma('journal_mode = WAL', { simple: true }) === 'wal'
     // FULL durability comes from WalSync, which fsyncs the WAL off the event loop before anything
@@ -196,16 +224,15 @@ export class SqliteStore implements LabelStore {
     db.pragma('wal_autocheckpoint = 0') // the checkpointer worker does it, off the event loop
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > MIGRATIONS.length) {
-      db.close()
       throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${this.path} has schema version ${version}, newer than this version of fastify-customer-data (${MIGRATIONS.length}); upgrade the package`)
     }
     db.transaction(() => {
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
       db.pragma(`user_version = ${MIGRATIONS.length}`)
     }).immediate()
-    this.#db = db
     this.#q = prepareStatements(db)
     if (wal && this.#synchronous === 'FULL') this.#wal = WalSync.open(this.path)
+    this.#db = db
     this.#checkpointer = new Checkpointer(this.path)
     this.#checkpointTimer = setInterval(() => { this.#checkpointer?.nudge() }, CHECKPOINT_MS)
     this.#checkpointTimer.unref()
@@ -222,6 +249,8 @@ export class SqliteStore implements LabelStore {
     this.#wal = null
     this.#db.close() // the last connection to close checkpoints and removes the WAL
     this.#db = null
+    this.#lock?.release()
+    this.#lock = null
     this.#claims.clear()
     this.#events.removeAllListeners()
   }

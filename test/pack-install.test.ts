@@ -62,9 +62,8 @@ test('packed, installed and used as strangers do', { timeout: 2 * INSTALL_TIMEOU
     t.match(stdout, /function function/, 'require() gives the plugin and the named exports')
   })
 
-  await t.test('strict TypeScript host on PostgreSQL only, without better-sqlite3', async (t) => {
-    const skip = await pgSkipReason()
-    if (skip !== false) { t.skip(skip); return }
+  const pgSkip = await pgSkipReason()
+  await t.test('strict TypeScript host on PostgreSQL only, without better-sqlite3', { skip: pgSkip }, async (t) => {
     const dir = hostProject(t, 'ts', { type: 'module' })
     await npm(dir, ['install', tarball, 'fastify@5', 'pg@8', 'typescript@~5.9', '@types/node@20'])
     t.notOk(existsSync(join(dir, 'node_modules', 'better-sqlite3')), 'better-sqlite3 was not installed')

@@ -6,11 +6,11 @@ import { MAX_NAME_CHARS, type Limits } from './http.js'
 import { clientErrorHandler, frameworkErrors } from './watson-errors.js'
 
 /**
- * Fastify measures a path parameter before percent-decoding it: a 256-character name of 3-byte
- * UTF-8 characters arrives as 256 × 9 characters (%XX%XX%XX). Fastify's default (100) refused
- * names that Watson documents as valid.
+ * Fastify's router measures a path parameter after decodeURI, which leaves reserved characters
+ * (/ ? # & = + and %) percent-encoded: a 256-character name can measure 256 × 3. Fastify's default
+ * (100) refused names that Watson documents as valid.
  */
-export const MAX_PARAM_LENGTH = MAX_NAME_CHARS * 9
+export const MAX_PARAM_LENGTH = MAX_NAME_CHARS * 3
 
 /** Node checks header and request timeouts on this period (its default, 30 s, would let a timeout overrun by that much). */
 const TIMEOUT_CHECK_MS = 1000

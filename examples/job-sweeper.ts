@@ -16,12 +16,13 @@ export async function scheduleExpiry (host: Host, instance: string, id: string, 
   await host.docs.put(INDEX_INSTANCE, INDEX_KIND, `${instance}/${id}`, { instance, id, expires_at: expiresAt })
 }
 
-/** Removes every job whose results_ttl has passed (document and audio); returns how many. */
-export async function sweepExpiredJobs (host: Host, now = Date.now()): Promise<number> {
+/** Removes every job whose results_ttl has passed (document, audio, labels); returns how many. */
+export async function sweepExpiredJobs (app: FastifyInstance, host: Host, now = Date.now()): Promise<number> {
   const due = (await host.docs.list(INDEX_INSTANCE, INDEX_KIND) as unknown as Expiry[]).filter((e) => e.expires_at <= now)
   for (const { instance, id } of due) {
     await host.docs.delete(instance, 'job', [id])
     await host.files.remove(instance, 'job', [id])
+    await app.customerData.withdraw(instance, 'job', id) // gone: a later job with this id is not this customer's
     await host.docs.delete(INDEX_INSTANCE, INDEX_KIND, [`${instance}/${id}`])
   }
   return due.length
@@ -33,7 +34,7 @@ export function startJobSweeper (app: FastifyInstance, host: Host): void {
   const timer = setInterval(() => {
     if (running) return
     running = true
-    sweepExpiredJobs(host)
+    sweepExpiredJobs(app, host)
       .catch((err: unknown) => { app.log.warn({ err }, 'expired job sweep failed; the next one retries') })
       .finally(() => { running = false })
   }, host.limits.sweepMs)

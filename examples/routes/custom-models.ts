@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { RouteCustomerDataConfig } from 'fastify-customer-data'
 import { WordCounter } from '../corpus-words.js'
 import {
   HttpError, MAX_NAME_CHARS, bodyOf, contentTypeOf, instanceOf, malformedMultipart, notFound, nowIso, optionalString, readJson, requireString,
@@ -14,15 +15,20 @@ type ModelKind = 'language_model' | 'acoustic_model'
 const GRAMMAR_TYPES = ['application/srgs', 'application/srgs+xml']
 const ARCHIVE_TYPES = ['application/zip', 'application/gzip']
 
-/** Declarative labeling of a route that stores one child of a model: its id is "<customization_id>/<name>". */
-function labelChild (kind: string, param: string): { customerData: { kind: string, id: (request: FastifyRequest) => string } } {
+/**
+ * Declarative labeling of a route that writes one child of a model, whose id is
+ * "<customization_id>/<name>": a write replaces the child (other customers' labels on it are
+ * withdrawn when it commits); a delete withdraws every label of it once it is gone.
+ */
+function childConfig (kind: string, param: string, action: 'replace' | 'withdraw'): { customerData: RouteCustomerDataConfig } {
   return {
     customerData: {
       kind,
       id: (request) => {
         const params = request.params as Record<string, string>
         return `${params.customization_id}/${params[param]}`
-      }
+      },
+      [action]: true
     }
   }
 }
@@ -78,6 +84,7 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
         const ids = (await docs.list(instance, child, `${id}/`)).map((d) => `${id}/${d.name as string ?? d.word as string}`)
         await docs.delete(instance, child, ids)
         await files.remove(instance, child, ids)
+        if (ids.length > 0) await request.customerData.withdraw(child, ids)
       }
       await docs.delete(instance, kind, [id])
       return {}
@@ -107,7 +114,7 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
       if (found === null) throw notFound(`The ${kind}`)
       return found
     })
-    app.delete(`${path}/:${param}`, async (request) => {
+    app.delete(`${path}/:${param}`, { config: childConfig(kind, param, 'withdraw') }, async (request) => {
       const m = await model(request, modelKind)
       const id = `${m.customization_id as string}/${(request.params as Record<string, string>)[param]}`
       if (await docs.get(instanceOf(request), kind, id) === null) throw notFound(`The ${kind}`)
@@ -118,7 +125,7 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
   }
 
   // Corpora: multipart `corpus_file` (the SDK) or the raw text (curl), its words counted as it streams.
-  app.post('/v1/customizations/:customization_id/corpora/:corpus_name', { config: labelChild('corpus', 'corpus_name') }, async (request, reply) => {
+  app.post('/v1/customizations/:customization_id/corpora/:corpus_name', { config: childConfig('corpus', 'corpus_name', 'replace') }, async (request, reply) => {
     const m = await model(request, 'language_model')
     const instance = instanceOf(request)
     const name = resourceName((request.params as { corpus_name: string }).corpus_name, 'corpus')
@@ -151,11 +158,11 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
     const cid = m.customization_id as string
     for (const doc of words) {
       const id = `${cid}/${doc.word}`
-      await request.customerData.store('word', id, () => docs.put(instanceOf(request), 'word', id, doc))
+      await request.customerData.store('word', id, () => docs.put(instanceOf(request), 'word', id, doc), { replace: true })
     }
     return reply.code(201).send({})
   })
-  app.put('/v1/customizations/:customization_id/words/:word_name', { config: labelChild('word', 'word_name') }, async (request, reply) => {
+  app.put('/v1/customizations/:customization_id/words/:word_name', { config: childConfig('word', 'word_name', 'replace') }, async (request, reply) => {
     const m = await model(request, 'language_model')
     const body = await readJson(request, limits.jsonBytes)
     const doc = wordDoc({ ...body, word: (request.params as { word_name: string }).word_name })
@@ -165,7 +172,7 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
   childRoutes('/v1/customizations/:customization_id/words', 'language_model', 'word', 'words', 'word_name')
 
   // Grammars: raw SRGS.
-  app.post('/v1/customizations/:customization_id/grammars/:grammar_name', { config: labelChild('grammar', 'grammar_name') }, async (request, reply) => {
+  app.post('/v1/customizations/:customization_id/grammars/:grammar_name', { config: childConfig('grammar', 'grammar_name', 'replace') }, async (request, reply) => {
     const m = await model(request, 'language_model')
     const type = contentTypeOf(request).split(';')[0].trim().toLowerCase()
     if (!GRAMMAR_TYPES.includes(type)) throw new HttpError(415, `Send the grammar as ${GRAMMAR_TYPES.join(' or ')}.`)
@@ -179,7 +186,7 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
   childRoutes('/v1/customizations/:customization_id/grammars', 'language_model', 'grammar', 'grammars', 'grammar_name')
 
   // Acoustic audio: raw audio, or an archive with Contained-Content-Type.
-  app.post('/v1/acoustic_customizations/:customization_id/audio/:audio_name', { config: labelChild('audio', 'audio_name') }, async (request: FastifyRequest, reply: FastifyReply) => {
+  app.post('/v1/acoustic_customizations/:customization_id/audio/:audio_name', { config: childConfig('audio', 'audio_name', 'replace') }, async (request: FastifyRequest, reply: FastifyReply) => {
     const m = await model(request, 'acoustic_model')
     const name = resourceName((request.params as { audio_name: string }).audio_name, 'audio resource')
     const id = `${m.customization_id as string}/${name}`

@@ -56,7 +56,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
     return reply.code(201).send({ status: 'created', url })
   })
 
-  app.post('/v1/unregister_callback', async (request, reply) => {
+  app.post('/v1/unregister_callback', { config: { customerData: { kind: 'callback', id: registered, withdraw: true } } }, async (request, reply) => {
     const instance = instanceOf(request)
     const url = registered(request)
     if (await docs.get(instance, 'callback', url) === null) throw notFound('The callback URL')
@@ -116,11 +116,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
   async function liveJob (instance: string, id: string): Promise<Job> {
     const job = await docs.get(instance, 'job', id) as Job | null
     if (job === null) throw notFound('The recognition job')
-    if (job.expires_at <= Date.now()) { // results_ttl passed: the job and its audio are gone
-      await docs.delete(instance, 'job', [id])
-      await files.remove(instance, 'job', [id])
-      throw notFound('The recognition job')
-    }
+    if (job.expires_at <= Date.now()) throw notFound('The recognition job') // results_ttl passed: the sweeper removes it
     return job
   }
 
@@ -135,7 +131,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
     return publicJob(job, true)
   })
 
-  app.delete('/v1/recognitions/:id', async (request, reply) => {
+  app.delete('/v1/recognitions/:id', { config: { customerData: { kind: 'job', id: (request) => (request.params as { id: string }).id, withdraw: true } } }, async (request, reply) => {
     const instance = instanceOf(request)
     const job = await liveJob(instance, (request.params as { id: string }).id)
     await docs.delete(instance, 'job', [job.id])

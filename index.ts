@@ -6,7 +6,7 @@ export { customerMetadata, type CustomerMetadataOptions } from './plugins/custom
 export { websocketMetadata, type WebsocketMetadataOptions } from './plugins/websocket-metadata.js'
 export {
   customerLabels, RequestCustomerData,
-  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RequestInstanceResolver
+  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RouteCustomerDataRequest, type LabelOptions, type RequestInstanceResolver
 } from './plugins/customer-labels.js'
 export { userDataRoutes, type UserDataRoutesOptions } from './plugins/user-data-routes.js'
 export { parseCustomerMetadata, parseMetadataQuery, validateCustomerId } from './lib/metadata.js'

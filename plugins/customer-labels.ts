@@ -28,10 +28,16 @@ export interface CustomerLabelsOptions extends Omit<EngineOptions, 'logger' | 's
   waitMs?: number
 }
 
+/**
+ * The request a route config's `id` receives: params and query typed as the strings a URL carries,
+ * so `id: (request) => request.params.word` type-checks whatever generics the route declares.
+ */
+export type RouteCustomerDataRequest = FastifyRequest<{ Params: Record<string, string>, Querystring: Record<string, string> }>
+
 export interface RouteCustomerDataConfig {
   kind: string
   /** The id of the resource the route stores (or deletes, with `withdraw`). */
-  id: (request: FastifyRequest) => string
+  id: (request: RouteCustomerDataRequest) => string
   /**
    * The route replaces the resource: after it succeeds, the labels other customers had on it are
    * withdrawn, so their deletions no longer reach it. Default false.
@@ -223,7 +229,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   }
 
   function resourceId (cfg: RouteCustomerDataConfig, request: FastifyRequest): string {
-    const id = cfg.id(request)
+    const id = cfg.id(request as RouteCustomerDataRequest)
     if (typeof id !== 'string') throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`config.customerData.id of ${request.routeOptions.url ?? ''} must return a string`)
     return id
   }

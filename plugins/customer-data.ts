@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { customerLabels, type CustomerLabelsOptions } from './customer-labels.js'
 import { customerMetadata } from './customer-metadata.js'
+import { customerDataMetrics, type CustomerDataMetricsOptions } from './metrics.js'
 import { userDataRoutes } from './user-data-routes.js'
 import { websocketMetadata, type WebsocketMetadataOptions } from './websocket-metadata.js'
 
@@ -11,6 +12,8 @@ export interface CustomerDataOptions extends CustomerLabelsOptions, WebsocketMet
   routePrefix?: string
   /** Set false to register the user_data routes yourself. Default true. */
   routes?: boolean
+  /** Prometheus metrics (needs prom-client): true, or { registry, path, prefix }. Default off. */
+  metrics?: boolean | CustomerDataMetricsOptions
 }
 
 const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options) => {
@@ -19,6 +22,9 @@ const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options)
   await fastify.register(customerLabels, options)
   if (options.routes !== false) {
     await fastify.register(userDataRoutes, { maxIdLength: options.maxIdLength, prefix: options.routePrefix })
+  }
+  if (options.metrics !== undefined && options.metrics !== false) {
+    await fastify.register(customerDataMetrics, options.metrics === true ? {} : options.metrics)
   }
 }
 

@@ -10,6 +10,7 @@ export {
 } from './plugins/customer-labels.js'
 export { userDataRoutes, type UserDataRoutesOptions } from './plugins/user-data-routes.js'
 export { customerDataMetrics, type CustomerDataMetricsOptions } from './plugins/metrics.js'
+export { customerDataConsole, type CustomerDataConsoleOptions } from './plugins/console.js'
 export type * from './lib/deletion-events.js'
 export type { DeletionOverview, DeletionOverviewPage, ListDeletionOverviewsOptions } from './lib/deletion-overview.js'
 export { parseCustomerMetadata, parseMetadataQuery, validateCustomerId } from './lib/metadata.js'

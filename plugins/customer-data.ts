@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { customerLabels, type CustomerLabelsOptions } from './customer-labels.js'
 import { customerMetadata } from './customer-metadata.js'
 import { customerDataMetrics, type CustomerDataMetricsOptions } from './metrics.js'
+import { customerDataConsole, type CustomerDataConsoleOptions } from './console.js'
 import { userDataRoutes } from './user-data-routes.js'
 import { websocketMetadata, type WebsocketMetadataOptions } from './websocket-metadata.js'
 
@@ -14,6 +15,8 @@ export interface CustomerDataOptions extends CustomerLabelsOptions, WebsocketMet
   routes?: boolean
   /** Prometheus metrics (needs prom-client): true, or { registry, path, prefix }. Default off. */
   metrics?: boolean | CustomerDataMetricsOptions
+  /** The operators' console page at { prefix }. Default off. */
+  console?: CustomerDataConsoleOptions
 }
 
 const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options) => {
@@ -25,6 +28,9 @@ const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options)
   }
   if (options.metrics !== undefined && options.metrics !== false) {
     await fastify.register(customerDataMetrics, options.metrics === true ? {} : options.metrics)
+  }
+  if (options.console !== undefined) {
+    await fastify.register(customerDataConsole, { maxIdLength: options.maxIdLength, ...options.console })
   }
 }
 

@@ -3,7 +3,8 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { memoryStore, type LabelStore } from '../index.js'
+import { memoryStore } from '../index.js'
+import { flakyStore } from './helpers/flaky-store.js'
 import { basic, buildApp } from './helpers/app.js'
 
 const H1 = { authorization: basic('key-one') }
@@ -176,21 +177,11 @@ test('events on app.customerData tell a deletion from record to completion, with
 })
 
 test('a store that is down: the list and the status route answer 503 with Retry-After', async (t) => {
-  const store = memoryStore()
-  let down = false
-  const flaky = new Proxy(store, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => down && (prop === 'listDeletions' || prop === 'deletionProgress')
-        ? Promise.reject(new Error('connection refused'))
-        : value.apply(target, args)
-    }
-  }) as LabelStore
-  const { app } = await buildApp({ store: flaky })
+  const flaky = flakyStore(memoryStore(), (method) => method === 'listDeletions' || method === 'deletionProgress')
+  const { app } = await buildApp({ store: flaky.store })
   t.teardown(() => app.close())
   const id = (await app.customerData.requestDeletion('instance-1', SECRET_IDS[0])).id
-  down = true
+  flaky.down = true
   for (const url of ['/v1/user_data/deletions', `/v1/user_data/deletions/${id}`]) {
     const res = await app.inject({ url, headers: H1 })
     t.equal(res.statusCode, 503, url)
@@ -198,6 +189,6 @@ test('a store that is down: the list and the status route answer 503 with Retry-
     t.equal(res.json().code, 503)
     t.notMatch(res.body, /connection refused/, 'the driver error stays in the server')
   }
-  down = false
+  flaky.down = false
   t.equal((await app.inject({ url: '/v1/user_data/deletions', headers: H1 })).statusCode, 200)
 })

@@ -5,19 +5,28 @@ import multipart from '@fastify/multipart'
 import websocket from '@fastify/websocket'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import customerData, { apiKeyInstances, errors, postgresStore, sqliteStore, userDataRoutes, type Eraser } from 'fastify-customer-data'
+import customerData, { apiKeyInstances, errors, postgresStore, sqliteStore, userDataRoutes, type Eraser, type LabelStore } from 'fastify-customer-data'
 import { DEFAULT_LIMITS, HttpError, type Host, type Limits } from './http.js'
 import { BuiltinRecognizer, type Recognizer } from './recognizer.js'
 import { customModelRoutes } from './routes/custom-models.js'
 import { jobRoutes } from './routes/jobs.js'
 import { recognizeRoutes } from './routes/recognize.js'
-import { BodyTooLarge, FileStore, postgresDocuments, sqliteDocuments } from './storage.js'
+import { BodyTooLarge, type BlobStore } from './storage/blobs.js'
+import type { DocumentStore } from './storage/documents.js'
+import { FileStore } from './storage/file-blobs.js'
+import { openExampleDatabase } from './storage/postgres.js'
+import { postgresBlobs } from './storage/postgres-blobs.js'
+import { postgresDocuments } from './storage/postgres-documents.js'
+import { sqliteDocuments } from './storage/sqlite-documents.js'
 
 export interface ServerOptions {
   dataDir: string
   /** API key → instance id. */
   apiKeys: Record<string, string>
-  /** A postgres:// URL selects PostgreSQL for labels and documents; otherwise SQLite in dataDir. */
+  /**
+   * A postgres:// URL puts everything in PostgreSQL — labels, documents and every stored body — so
+   * any replica on the same database serves and erases all of it; otherwise SQLite and files in dataDir.
+   */
   databaseUrl?: string
   recognizer?: Recognizer
   limits?: Partial<Limits>
@@ -31,9 +40,22 @@ export const LABELED_KINDS = ['recognition', 'job', 'callback', 'corpus', 'word'
 
 export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
   mkdirSync(options.dataDir, { recursive: true })
-  const usePostgres = options.databaseUrl?.startsWith('postgres') === true
-  const docs = usePostgres ? await postgresDocuments(options.databaseUrl as string) : sqliteDocuments(join(options.dataDir, 'documents.db'))
-  const files = new FileStore(options.dataDir)
+  let docs: DocumentStore
+  let files: BlobStore
+  let labels: LabelStore
+  let closeStorage: () => Promise<void>
+  if (options.databaseUrl !== undefined) {
+    const db = await openExampleDatabase(options.databaseUrl)
+    docs = postgresDocuments(db)
+    files = postgresBlobs(db)
+    labels = postgresStore({ connectionString: options.databaseUrl })
+    closeStorage = async () => { await db.close() }
+  } else {
+    docs = sqliteDocuments(join(options.dataDir, 'documents.db'))
+    files = new FileStore(options.dataDir)
+    labels = sqliteStore({ path: join(options.dataDir, 'labels.db') })
+    closeStorage = async () => { await docs.close() }
+  }
   const host: Host = { docs, files, recognizer: options.recognizer ?? new BuiltinRecognizer(), limits: { ...DEFAULT_LIMITS, ...options.limits } }
 
   const app = Fastify({ logger: options.logger ?? false, clientErrorHandler: errors.watsonClientErrorHandler, bodyLimit: host.limits.jsonBytes })
@@ -51,16 +73,17 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     erasers[kind] = async (ids, { instance }) => {
       await docs.delete(instance, kind, ids)
       await files.remove(instance, kind, ids)
+      await docs.scrub()
     }
   }
   await app.register(customerData, {
-    store: usePostgres ? postgresStore({ connectionString: options.databaseUrl as string }) : sqliteStore({ path: join(options.dataDir, 'labels.db') }),
+    store: labels,
     instance: apiKeyInstances({ keys: options.apiKeys }),
     erasers,
     routes: false,
     ...options.customerData
   })
-  app.addHook('onClose', async () => { await docs.close() })
+  app.addHook('onClose', async () => { await closeStorage() })
 
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
     let status = err.statusCode ?? 500

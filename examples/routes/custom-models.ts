@@ -1,11 +1,11 @@
 // Custom language models (corpora, words, grammars) and custom acoustic models (audio). The models
 // themselves are not labeled; what a customer adds to them is (WATSON-WIRE.md, Labeled methods).
 import { randomUUID } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   HttpError, contentTypeOf, instanceOf, notFound, nowIso, optionalString, readJson, requireString, resourceName, type Host
 } from '../http.js'
+import { countCorpusWords } from '../corpus-words.js'
 import { describeAudio } from '../recognizer.js'
 
 type ModelKind = 'language_model' | 'acoustic_model'
@@ -110,9 +110,9 @@ export function customModelRoutes (app: FastifyInstance, host: Host): void {
       } else {
         await files.write(instance, 'corpus', id, request.body as never, limits.resourceBytes)
       }
-      const text = await readFile(files.path(instance, 'corpus', id), 'utf8')
-      const words = text.split(/\s+/).filter((w) => w.length > 0)
-      await docs.put(instance, 'corpus', id, { name, total_words: words.length, out_of_vocabulary_words: new Set(words.map((w) => w.toLowerCase())).size, status: 'analyzed' })
+      const stored = await files.open(instance, 'corpus', id)
+      const words = stored === null ? { total: 0, distinct: 0 } : await countCorpusWords(stored)
+      await docs.put(instance, 'corpus', id, { name, total_words: words.total, out_of_vocabulary_words: words.distinct, status: 'analyzed' })
     })
     return reply.code(201).send({})
   })

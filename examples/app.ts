@@ -112,8 +112,9 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     }
   })
 
-  // The same routes at /v1/… and under a Watson instance URL, /instances/:instance_id/v1/….
-  for (const prefix of ['', '/instances/:instance_id']) {
+  // The same routes at /v1/…, under a Watson instance URL (/instances/:instance_id/v1/…), and under
+  // the service path of Watson's documented URLs (/speech-to-text/api/v1/…), so they work verbatim.
+  for (const prefix of ['', '/instances/:instance_id', '/speech-to-text/api', '/speech-to-text/api/instances/:instance_id']) {
     await app.register(async (scope) => {
       recognizeRoutes(scope, host)
       jobRoutes(scope, host)

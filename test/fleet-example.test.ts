@@ -153,6 +153,18 @@ async function fleet (t: Test) {
   return { db, dirs, a, b }
 }
 
+/** A and B, and through B: everything of X (and a live session of X), and everything of Y. */
+async function fleetWithData (t: Test) {
+  const setup = await fleet(t)
+  const callbackUrl = await callbackServer(t)
+  const x = customer('xavier', 440)
+  const y = customer('yvonne', 660)
+  const xs = await storeEverything(t, setup.b.url, x, callbackUrl)
+  const ys = await storeEverything(t, setup.b.url, y, callbackUrl + '?y')
+  const session = await liveSession(t, setup.b.url, x)
+  return { setup, x, xs, y, ys, session }
+}
+
 async function checkErased (t: Test, setup: { db: { url: string }, dirs: string[], a: ExampleProcess | null, b: ExampleProcess }, x: Customer, xs: Stored, y: Customer, ys: Stored): Promise<void> {
   for (const [name, replica] of [['A', setup.a], ['B', setup.b]] as const) {
     if (replica === null) continue
@@ -171,14 +183,8 @@ async function checkErased (t: Test, setup: { db: { url: string }, dirs: string[
 }
 
 test('a deletion through replica A erases what X stored through replica B', { skip }, async (t) => {
-  const setup = await fleet(t)
-  const { a, b } = setup
-  const callbackUrl = await callbackServer(t)
-  const x = customer('xavier', 440)
-  const y = customer('yvonne', 660)
-  const xs = await storeEverything(t, b.url, x, callbackUrl)
-  const ys = await storeEverything(t, b.url, y, callbackUrl + '?y')
-  const session = await liveSession(t, b.url, x)
+  const { setup, x, xs, y, ys, session } = await fleetWithData(t)
+  const { a } = setup
   t.same(findIn(await liveRows(setup.db.url), x).length > 0, true, "X's data is in the database before the deletion")
 
   const del = await api(a.url, `/v1/user_data?customer_id=${x.id}`, { method: 'DELETE' })
@@ -190,14 +196,8 @@ test('a deletion through replica A erases what X stored through replica B', { sk
 })
 
 test('A is SIGKILLed while its deletion runs; B finishes it', { skip }, async (t) => {
-  const setup = await fleet(t)
+  const { setup, x, xs, y, ys, session } = await fleetWithData(t)
   const { a, b } = setup
-  const callbackUrl = await callbackServer(t)
-  const x = customer('xavier', 440)
-  const y = customer('yvonne', 660)
-  const xs = await storeEverything(t, b.url, x, callbackUrl)
-  const ys = await storeEverything(t, b.url, y, callbackUrl + '?y')
-  const session = await liveSession(t, b.url, x)
   // B stops (as a replica stalls): the deletion A records cannot finish while B's session holds its lease.
   b.proc.kill('SIGSTOP')
   const del = await api(a.url, `/v1/user_data?customer_id=${x.id}`, { method: 'DELETE' })

@@ -3,9 +3,10 @@
 // because the example serves plain HTTP.
 import { test } from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { flac } from './helpers/flac.js'
 import { killExample, startExample } from './helpers/example-process.js'
@@ -27,6 +28,12 @@ function filesUnder (dir: string): string[] {
     return []
   }
 }
+
+test("the README's example section prints the seed's two commands (https → http)", async (t) => {
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('## Example server'), readme.indexOf('## Performance'))
+  for (const command of [RECOGNIZE, DELETE]) t.ok(section.includes(command.replace('https://', 'http://')), command.slice(0, 20))
+})
 
 test("the seed's recognize and delete commands work verbatim against the example", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fcd-seed-'))

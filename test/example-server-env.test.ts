@@ -27,9 +27,10 @@ test('each bad environment variable: one line on stderr naming it, exit code 1',
     [{ LOG_LEVEL: 'loud' }, /^example server: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent\n$/],
     [{ HOST: '203.0.113.7' }, /^example server: HOST 203.0.113.7 is not an address of this machine\n$/]
   ]
-  for (const [env, expected] of cases) {
+  const runs = await Promise.all(cases.map(async ([env]) => await runExampleToExit({ DATA_DIR, ...env })))
+  for (const [i, [env, expected]] of cases.entries()) {
     const what = JSON.stringify(env)
-    const run = await runExampleToExit({ DATA_DIR, ...env })
+    const run = runs[i]
     t.equal(run.code, 1, `${what}: exit code 1`)
     t.match(run.stderr, expected, `${what}: the line says what is wrong`)
     t.equal(run.stderr.trim().split('\n').length, 1, `${what}: one line, no stack`)

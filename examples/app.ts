@@ -35,7 +35,7 @@ export interface ServerOptions {
   customerData?: { waitMs?: number, leaseMs?: number, reaperMs?: number }
 }
 
-/** The kinds this service labels (WATSON-WIRE.md, Labeled methods). */
+/** The kinds this service labels: what Watson's labeled methods store for a customer. */
 export const LABELED_KINDS = ['recognition', 'job', 'callback', 'corpus', 'word', 'grammar', 'audio'] as const
 
 export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
@@ -60,14 +60,15 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
 
   const app = Fastify({ logger: options.logger ?? false, clientErrorHandler: errors.watsonClientErrorHandler, bodyLimit: host.limits.jsonBytes })
 
-  // Bodies are streams: audio goes to disk as it arrives, JSON is read with a limit by the route,
+  // Bodies are streams: audio goes to storage as it arrives, JSON is read with a limit by the route,
   // and the SDK's body-less JSON POSTs and binary-as-JSON recognize requests are accepted.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   await app.register(multipart, { limits: { fileSize: host.limits.recognizeBytes, files: 100, fields: 20, fieldSize: 1e6, parts: 120 } })
   await app.register(websocket, { options: { maxPayload: host.limits.recognizeBytes } })
 
-  // Erasers: remove a resource's document and its file (DESIGN.md §1: the host says how to erase).
+  // Erasers: remove a resource's document and its body, then scrub the store's files so the erased
+  // bytes do not linger (docs/ARCHITECTURE.md). With DATABASE_URL both are rows every replica reaches.
   const erasers: Record<string, Eraser> = {}
   for (const kind of LABELED_KINDS) {
     erasers[kind] = async (ids, { instance }) => {

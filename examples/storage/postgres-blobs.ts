@@ -30,7 +30,8 @@ export function postgresBlobs (db: ExampleDatabase): BlobStore {
       const version = randomUUID()
       let size = 0
       let n = 0
-      let pending: Buffer = Buffer.alloc(0)
+      let parts: Buffer[] = [] // what has arrived since the last chunk was stored
+      let pending = 0
       const insert = async (data: Buffer): Promise<void> => {
         await pool.query('INSERT INTO stt_example_blob_chunks (instance, kind, id, version, n, data) VALUES ($1, $2, $3, $4, $5, $6)',
           [instance, kind, id, version, n++, data])
@@ -39,13 +40,18 @@ export function postgresBlobs (db: ExampleDatabase): BlobStore {
         for await (const chunk of source) {
           size += chunk.length
           if (size > limit) throw new BodyTooLarge(limit)
-          pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
-          while (pending.length >= CHUNK_BYTES) {
-            await insert(pending.subarray(0, CHUNK_BYTES)) // awaiting here is the backpressure on the upload
-            pending = pending.subarray(CHUNK_BYTES)
+          parts.push(chunk)
+          pending += chunk.length
+          if (pending < CHUNK_BYTES) continue
+          let joined = Buffer.concat(parts, pending)
+          while (joined.length >= CHUNK_BYTES) {
+            await insert(joined.subarray(0, CHUNK_BYTES)) // awaiting here is the backpressure on the upload
+            joined = joined.subarray(CHUNK_BYTES)
           }
+          parts = joined.length > 0 ? [Buffer.from(joined)] : [] // a copy, so the joined buffer can be freed
+          pending = joined.length
         }
-        if (pending.length > 0) await insert(pending)
+        if (pending > 0) await insert(Buffer.concat(parts, pending))
         // The new version becomes the body in one transaction, and the one it replaces goes.
         await db.transaction(async (client) => {
           const { rows } = await client.query<{ version: string }>(

@@ -28,13 +28,19 @@ export class Lease {
   /** False when the request named no customer: nothing was labeled and commit() has nothing to do. */
   readonly labeled: boolean
   readonly instance: string
+  /**
+   * The write replaces the resource: on commit, every other committed label of it is withdrawn,
+   * so it belongs to this writer's customers only (docs/ARCHITECTURE.md, withdrawing labels).
+   */
+  readonly replace: boolean
 
-  constructor (host: LeaseHost, id: string, instance: string, resources: LeaseResource[], labeled: boolean) {
+  constructor (host: LeaseHost, id: string, instance: string, resources: LeaseResource[], labeled: boolean, replace = false) {
     this.#host = host
     this.id = id
     this.instance = instance
     this.resources = resources
     this.labeled = labeled
+    this.replace = replace
   }
 
   /** Aborts when a deletion dooms this lease; stop writing and call commit() or cancel(). */

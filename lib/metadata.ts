@@ -97,6 +97,28 @@ function tooLong (source: string): Error {
 }
 
 /**
+ * Parses several lines of the metadata header (HTTP allows a field to repeat; Node would join them
+ * with ", ", which changes their meaning). Each line is read with the grammar on its own, as Node
+ * hands it over; the customer IDs are united, and the limits apply to the union.
+ */
+export function parseMetadataLines (lines: readonly string[], options: ParseOptions = {}): string[] {
+  const source = options.source ?? 'X-Watson-Metadata header'
+  const maxIds = options.maxIds ?? DEFAULT_MAX_IDS
+  let bytes = 0
+  const ids: string[] = []
+  for (const line of lines) {
+    bytes += line.length // latin1 as Node hands it over: one character per byte
+    if (bytes > MAX_METADATA_BYTES) throw new FST_CUSTOMER_DATA_METADATA_INVALID(source, `its lines together are longer than ${MAX_METADATA_BYTES} bytes`)
+    for (const id of parseMetadataHeader(line, { ...options, source })) {
+      if (ids.includes(id)) continue
+      if (ids.length === maxIds) throw new FST_CUSTOMER_DATA_METADATA_INVALID(source, `its lines together name more than ${maxIds} customer IDs`)
+      ids.push(id)
+    }
+  }
+  return ids
+}
+
+/**
  * Parses a header value as Node hands it over (each byte one latin1 character) by re-reading its
  * bytes as UTF-8, so a header and a query parameter carrying the same ID agree.
  */

@@ -68,7 +68,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   await app.register(websocket, { options: { maxPayload: host.limits.recognizeBytes } })
 
   // Erasers: remove a resource's document and its body, then scrub the store's files so the erased
-  // bytes do not linger (docs/ARCHITECTURE.md). With DATABASE_URL both are rows every replica reaches.
+  // bytes do not linger (docs/ARCHITECTURE.md, Deletion). With DATABASE_URL both are rows every replica reaches.
   const erasers: Record<string, Eraser> = {}
   for (const kind of LABELED_KINDS) {
     erasers[kind] = async (ids, { instance }) => {

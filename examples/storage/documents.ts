@@ -12,7 +12,7 @@ export interface DocumentStore {
   delete(instance: string, kind: string, ids: readonly string[]): Promise<void>
   /**
    * Called by the erasers after a deletion removed documents: the bytes of what was deleted must
-   * not stay in the store's files (docs/ARCHITECTURE.md, nothing lingers).
+   * not stay in the store's files (docs/ARCHITECTURE.md, Deletion: complete).
    */
   scrub(): Promise<void>
   close(): Promise<void>

@@ -1,5 +1,5 @@
 // Bodies in PostgreSQL, in chunked rows: every replica of a fleet reads them and every replica's
-// eraser reaches them, so no byte of a customer is on one replica's disk (docs/ARCHITECTURE.md).
+// eraser reaches them, so no byte of a customer is on one replica's disk (docs/ARCHITECTURE.md, Invariants: complete).
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { BodyTooLarge, type BlobStore, type StoredBytes } from './blobs.js'

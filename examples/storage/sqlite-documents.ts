@@ -5,7 +5,7 @@ import { likePrefix, type DocumentStore } from './documents.js'
 export function sqliteDocuments (path: string): DocumentStore {
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
-  // Deleted rows are overwritten with zeros, not just unlinked (docs/ARCHITECTURE.md, nothing lingers).
+  // Deleted rows are overwritten with zeros, not just unlinked (docs/ARCHITECTURE.md, Deletion: complete).
   db.pragma('secure_delete = ON')
   // Insertion order is the rowid: SQLite gives a new row max(rowid)+1 from the table's last page,
   // without the scan per write that a max(seq) subquery costs (it grew with the store).

@@ -1,7 +1,8 @@
 // Bodies in PostgreSQL, in chunked rows: every replica of a fleet reads them and every replica's
 // eraser reaches them, so no byte of a customer is on one replica's disk (docs/ARCHITECTURE.md, Invariants: complete).
 import { randomUUID } from 'node:crypto'
-import { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { BodyTooLarge, type BlobStore, type StoredBytes } from './blobs.js'
 import type { ExampleDatabase } from './postgres.js'
 
@@ -32,26 +33,42 @@ export function postgresBlobs (db: ExampleDatabase): BlobStore {
       let n = 0
       let parts: Buffer[] = [] // what has arrived since the last chunk was stored
       let pending = 0
+      let inflight: Promise<void> = Promise.resolve() // an INSERT the cleanup below must wait for
       const insert = async (data: Buffer): Promise<void> => {
         await pool.query('INSERT INTO stt_example_blob_chunks (instance, kind, id, version, n, data) VALUES ($1, $2, $3, $4, $5, $6)',
           [instance, kind, id, version, n++, data])
       }
-      try {
-        for await (const chunk of source) {
+      // A Writable whose callback waits for the INSERT: that wait is the backpressure on the upload.
+      // pipeline() ends the upload on an error the same way the file store's does.
+      const sink = new Writable({
+        write (chunk: Buffer, _encoding, done) {
           size += chunk.length
-          if (size > limit) throw new BodyTooLarge(limit)
+          if (size > limit) { done(new BodyTooLarge(limit)); return }
           parts.push(chunk)
           pending += chunk.length
-          if (pending < CHUNK_BYTES) continue
+          if (pending < CHUNK_BYTES) { done(); return }
           let joined = Buffer.concat(parts, pending)
-          while (joined.length >= CHUNK_BYTES) {
-            await insert(joined.subarray(0, CHUNK_BYTES)) // awaiting here is the backpressure on the upload
-            joined = joined.subarray(CHUNK_BYTES)
-          }
-          parts = joined.length > 0 ? [Buffer.from(joined)] : [] // a copy, so the joined buffer can be freed
-          pending = joined.length
+          parts = []
+          pending = 0
+          inflight = (async () => {
+            while (joined.length >= CHUNK_BYTES) {
+              await insert(joined.subarray(0, CHUNK_BYTES))
+              joined = joined.subarray(CHUNK_BYTES)
+            }
+            if (joined.length > 0) {
+              parts = [Buffer.from(joined)] // a copy, so the joined buffer can be freed
+              pending = joined.length
+            }
+          })()
+          inflight.then(() => { done() }, done)
+        },
+        final (done) {
+          inflight = pending > 0 ? insert(Buffer.concat(parts, pending)) : Promise.resolve()
+          inflight.then(() => { done() }, done)
         }
-        if (pending > 0) await insert(Buffer.concat(parts, pending))
+      })
+      try {
+        await pipeline(source instanceof Readable ? source : Readable.from(source), sink)
         // The new version becomes the body in one transaction, and the one it replaces goes.
         await db.transaction(async (client) => {
           const { rows } = await client.query<{ version: string }>(
@@ -63,6 +80,7 @@ export function postgresBlobs (db: ExampleDatabase): BlobStore {
           }
         })
       } catch (err) {
+        await inflight.catch(() => {})
         await pool.query('DELETE FROM stt_example_blob_chunks WHERE instance = $1 AND kind = $2 AND id = $3 AND version = $4', [instance, kind, id, version]).catch(() => {})
         throw err
       }

@@ -5,19 +5,23 @@ import multipart from '@fastify/multipart'
 import websocket from '@fastify/websocket'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import customerData, { apiKeyInstances, errors, postgresStore, sqliteStore, userDataRoutes, type Eraser, type LabelStore } from 'fastify-customer-data'
+import customerData, { apiKeyInstances, postgresStore, sqliteStore, userDataRoutes, type Eraser, type LabelStore } from 'fastify-customer-data'
+import { authenticate } from './authenticate.js'
 import { DEFAULT_LIMITS, HttpError, type Host, type Limits } from './http.js'
+import { startJobSweeper } from './job-sweeper.js'
 import { BuiltinRecognizer, type Recognizer } from './recognizer.js'
 import { customModelRoutes } from './routes/custom-models.js'
 import { jobRoutes } from './routes/jobs.js'
 import { recognizeRoutes } from './routes/recognize.js'
-import { BodyTooLarge, type BlobStore } from './storage/blobs.js'
+import { serverOptions } from './server-options.js'
+import type { BlobStore } from './storage/blobs.js'
 import type { DocumentStore } from './storage/documents.js'
 import { FileStore } from './storage/file-blobs.js'
 import { openExampleDatabase } from './storage/postgres.js'
 import { postgresBlobs } from './storage/postgres-blobs.js'
 import { postgresDocuments } from './storage/postgres-documents.js'
 import { sqliteDocuments } from './storage/sqlite-documents.js'
+import { notFoundHandler, watsonErrorHandler } from './watson-errors.js'
 
 export interface ServerOptions {
   dataDir: string
@@ -58,7 +62,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   }
   const host: Host = { docs, files, recognizer: options.recognizer ?? new BuiltinRecognizer(), limits: { ...DEFAULT_LIMITS, ...options.limits } }
 
-  const app = Fastify({ logger: options.logger ?? false, clientErrorHandler: errors.watsonClientErrorHandler, bodyLimit: host.limits.jsonBytes })
+  const app = Fastify({ ...serverOptions(host.limits), logger: options.logger ?? false })
 
   // Bodies are streams: audio goes to storage as it arrives, JSON is read with a limit by the route,
   // and the SDK's body-less JSON POSTs and binary-as-JSON recognize requests are accepted.
@@ -86,32 +90,10 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   })
   app.addHook('onClose', async () => { await closeStorage() })
 
-  app.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
-    let status = err.statusCode ?? 500
-    let message = err.message
-    if (err instanceof BodyTooLarge || err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FILES_LIMIT') {
-      status = 413
-      message = err instanceof BodyTooLarge ? err.message : `The multipart request exceeds a limit: ${err.message}`
-    } else if (status >= 500) {
-      request.log.error({ err }, 'request failed')
-      message = status === 503 ? message : 'Internal server error.'
-    }
-    if (status === 503) reply.header('retry-after', '5')
-    reply.code(status).send(errors.watsonErrorBody(status, message))
-  })
-  app.setNotFoundHandler((_request, reply) => {
-    reply.code(404).send(errors.watsonErrorBody(404, 'No such child resource.'))
-  })
-
-  // Every Watson route needs credentials of an instance: 401 before anything else happens.
-  app.addHook('preHandler', async (request, reply) => {
-    try {
-      (request as typeof request & { instanceId: string }).instanceId = await request.customerData.instance()
-    } catch (err) {
-      const e = err as { statusCode?: number, message: string }
-      return reply.code(e.statusCode ?? 401).send(e.statusCode === 503 ? errors.watsonErrorBody(503, e.message) : { code: 401, error: 'Unauthorized' })
-    }
-  })
+  // One Watson error sender for everything (examples/watson-errors.ts); 401 before any route runs.
+  app.setErrorHandler(watsonErrorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  app.addHook('preHandler', authenticate)
 
   // The same routes at /v1/…, under a Watson instance URL (/instances/:instance_id/v1/…), and under
   // the service path of Watson's documented URLs (/speech-to-text/api/v1/…), so they work verbatim.
@@ -123,6 +105,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     }, { prefix })
     await app.register(userDataRoutes, { prefix })
   }
+  startJobSweeper(app, host)
   return app
 }
 

@@ -18,18 +18,24 @@ export interface Recognizer {
 }
 
 export class UnsupportedAudio extends Error {}
+/** Audio that claims a format it does not follow (a WAV header cut short): the client's mistake, a 400. */
+export class MalformedAudio extends UnsupportedAudio {}
+
+/** A PCM fmt chunk carries 16 bytes: format, channels, rate, byte rate, block align, bits per sample. */
+const WAV_FMT_BYTES = 16
 
 interface Pcm { sampleRate: number, channels: number, bitsPerSample: number, dataOffset: number, dataBytes: number, bigEndian: boolean }
 
-/** Reads a RIFF/WAVE header: the fmt and data chunks. */
+/** Reads a RIFF/WAVE header: the fmt and data chunks. Every read is bounded by what arrived. */
 function parseWav (head: Buffer, fileSize: number): Pcm {
-  if (head.toString('ascii', 0, 4) !== 'RIFF' || head.toString('ascii', 8, 12) !== 'WAVE') throw new UnsupportedAudio('not a RIFF/WAVE file')
+  if (head.length < 12 || head.toString('ascii', 8, 12) !== 'WAVE') throw new MalformedAudio('The WAV header is cut short or is not RIFF/WAVE: send the whole file.')
   let offset = 12
   let fmt: Omit<Pcm, 'dataOffset' | 'dataBytes'> | null = null
   while (offset + 8 <= head.length) {
     const id = head.toString('ascii', offset, offset + 4)
     const size = head.readUInt32LE(offset + 4)
     if (id === 'fmt ') {
+      if (size < WAV_FMT_BYTES || offset + 8 + WAV_FMT_BYTES > head.length) throw new MalformedAudio('The WAV fmt chunk is cut short: send the whole file.')
       const format = head.readUInt16LE(offset + 8)
       if (format !== 1 && format !== 0xfffe) throw new UnsupportedAudio(`WAV format ${format} is not PCM`)
       fmt = { channels: head.readUInt16LE(offset + 10), sampleRate: head.readUInt32LE(offset + 12), bitsPerSample: head.readUInt16LE(offset + 22), bigEndian: false }
@@ -40,6 +46,7 @@ function parseWav (head: Buffer, fileSize: number): Pcm {
     }
     offset += 8 + size + (size % 2)
   }
+  if (head.length < 65536) throw new MalformedAudio('The WAV file has no data chunk: send the whole file.')
   throw new UnsupportedAudio('WAV header has no data chunk in its first 64 KiB')
 }
 

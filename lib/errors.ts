@@ -26,6 +26,9 @@ export const FST_CUSTOMER_DATA_UNAUTHORIZED = createError(
   'Unauthorized: send the credentials of a service instance (Basic apikey:<key> or Bearer <key>).',
   401
 )
+export const FST_CUSTOMER_DATA_FORBIDDEN = createError<'FST_CUSTOMER_DATA_FORBIDDEN', 403, [string]>(
+  'FST_CUSTOMER_DATA_FORBIDDEN', 'Forbidden: %s', 403
+)
 export const FST_CUSTOMER_DATA_DELETION_NOT_FOUND = createError(
   'FST_CUSTOMER_DATA_DELETION_NOT_FOUND',
   'No deletion with this id exists for this service instance.',

@@ -10,7 +10,7 @@ import SpeechToTextV1 from 'ibm-watson/speech-to-text/v1.js'
 import { BasicAuthenticator } from 'ibm-watson/auth/index.js'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../examples/app.js'
-import { FileStore } from '../examples/storage.js'
+import { FileStore } from '../examples/storage/file-blobs.js'
 import { wav } from './helpers/audio.js'
 
 const KEY1 = 'sdk-key-one'

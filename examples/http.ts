@@ -1,13 +1,14 @@
 // Small HTTP helpers shared by the example's routes: request bodies, bounded JSON, names.
 import type { FastifyRequest } from 'fastify'
 import { PassThrough, type Readable } from 'node:stream'
-import type { DocumentStore, FileStore } from './storage.js'
+import type { BlobStore } from './storage/blobs.js'
+import type { DocumentStore } from './storage/documents.js'
 import type { Recognizer } from './recognizer.js'
 
 /** Everything a route needs from the host. */
 export interface Host {
   docs: DocumentStore
-  files: FileStore
+  files: BlobStore
   recognizer: Recognizer
   limits: Limits
 }

@@ -5,7 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import { STATUS_CODES } from 'node:http'
 import { errors } from 'fastify-customer-data'
-import { BodyTooLarge } from './storage.js'
+import { BodyTooLarge } from './storage/blobs.js'
 
 /** After a 413, a body declared at most this large is drained so the connection stays usable; a larger one closes it. */
 export const MAX_DRAIN_BYTES = 1024 * 1024

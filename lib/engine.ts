@@ -1,8 +1,9 @@
-// The deletion engine (DESIGN.md §5, §6): issues leases for write-ahead labels, records deletions,
+// The deletion engine (docs/ARCHITECTURE.md, "Labels and leases", "Deletion"): issues leases for write-ahead labels, records deletions,
 // erases covered resources in batches through the host's erasers, retries with capped exponential
 // backoff, and reaps doomed labels whose writer died. It knows nothing of HTTP.
 import { randomUUID } from 'node:crypto'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { DeletionEvents, eraserFailure, failedKind, failureMessage } from './deletion-events.js'
 import { customerDigest, logTag } from './digest.js'
 import {
   FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_INVALID_RESOURCE, FST_CUSTOMER_DATA_NO_ERASER,
@@ -65,6 +66,8 @@ export class CustomerDataEngine implements LeaseHost {
   readonly #leases = new Map<string, { lease: Lease, since: number }>()
 
   readonly #runs = new Map<string, Promise<DeletionRecord | null>>()
+  /** What happens to labels and deletions, for the host's audit trail and the metrics. */
+  readonly events: DeletionEvents
   readonly #stop = new AbortController()
   #secretOption: Buffer | undefined
   #secret: Buffer | undefined
@@ -101,6 +104,7 @@ export class CustomerDataEngine implements LeaseHost {
     this.retryMinMs = timings.retryMinMs
     this.retryMaxMs = timings.retryMaxMs
     this.#log = options.logger ?? silent
+    this.events = new DeletionEvents(this.#log)
   }
 
   hasEraser (kind: string): boolean { return this.#erasers.has(kind) }
@@ -110,7 +114,11 @@ export class CustomerDataEngine implements LeaseHost {
     await this.store.open()
     this.#secret = this.#secretOption ?? await this.store.secret()
     this.#unsubscribe = this.store.onDoom((leaseIds) => {
-      for (const id of leaseIds) this.#leases.get(id)?.lease.doom()
+      for (const id of leaseIds) {
+        const lease = this.#leases.get(id)?.lease
+        if (lease !== undefined && !lease.doomed) this.events.publish('lease-doomed', { instance: lease.instance, leaseId: id })
+        lease?.doom()
+      }
     })
     this.#timer = setInterval(() => { this.reap() }, this.reaperMs)
     this.#timer.unref()
@@ -144,6 +152,7 @@ export class CustomerDataEngine implements LeaseHost {
     if (!lease.labeled) return lease
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
+    this.events.publish('labels-written', { instance, kind, count: customers.length })
     this.#leases.set(lease.id, { lease, since: now })
     return lease
   }
@@ -219,6 +228,7 @@ export class CustomerDataEngine implements LeaseHost {
     const customer = this.digest(customerId)
     const { deletion, created } = await this.#storeCall(() => this.store.requestDeletion({ id: randomUUID(), instance, customer, now: Date.now() }))
     this.#log.info({ deletionId: deletion.id, customer: logTag(customer), joined: !created }, 'customer data deletion recorded')
+    this.events.publish('deletion-recorded', { deletionId: deletion.id, instance, created, createdAt: deletion.createdAt })
     return await this.awaitDeletion(deletion, waitMs)
   }
 
@@ -312,6 +322,7 @@ export class CustomerDataEngine implements LeaseHost {
           const rec = await this.store.finishDeletion(deletionId, Date.now())
           if (rec?.status === 'completed') {
             this.#log.info({ deletionId, customer: logTag(rec.customer), erased: rec.erased }, 'customer data deletion completed')
+            this.events.publish('deletion-completed', { deletionId, instance, erased: rec.erased, createdAt: rec.createdAt, completedAt: rec.completedAt ?? Date.now() })
             await this.store.compact?.()
           }
           return rec
@@ -319,12 +330,15 @@ export class CustomerDataEngine implements LeaseHost {
         after = batch[batch.length - 1].key
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
+        this.events.publish('batch-erased', { deletionId, instance, erased })
+        if (failures > 0) await this.#noteAttempt(deletionId, instance, null)
         failures = 0
         await yieldToLoop()
       } catch (err) {
         failures++
         const delay = this.#backoff(failures)
         this.#log.warn({ deletionId, attempt: failures, retryInMs: delay, err: describe(err) }, 'customer data deletion batch failed; retrying')
+        await this.#noteAttempt(deletionId, instance, { attempt: failures, nextRetryAt: Date.now() + delay, err })
         await sleep(delay, this.#stop.signal)
       }
     }
@@ -360,6 +374,8 @@ export class CustomerDataEngine implements LeaseHost {
     })
     try {
       await Promise.race([eraser(ids, { instance, signal: controller.signal }), timeout])
+    } catch (err) {
+      throw eraserFailure(kind, err)
     } finally {
       clearTimeout(timer)
     }
@@ -376,6 +392,23 @@ export class CustomerDataEngine implements LeaseHost {
         if (attempt >= 5 || this.#stop.signal.aborted) throw err
         await sleep(this.#backoff(attempt), this.#stop.signal)
       }
+    }
+  }
+
+  /**
+   * Keeps a failed attempt (or, with null, renewed progress) with the deletion, where every
+   * replica and the list route see it. Best effort: the retry goes on if the store refuses.
+   */
+  async #noteAttempt (deletionId: string, instance: string, failure: { attempt: number, nextRetryAt: number, err: unknown } | null): Promise<void> {
+    const kind = failure === null ? null : failedKind(failure.err)
+    const error = failure === null ? '' : failureMessage(failure.err)
+    try {
+      await this.store.noteDeletionAttempt(deletionId, failure === null ? null : { kind, error, failedAt: Date.now(), nextRetryAt: failure.nextRetryAt })
+    } catch (err) {
+      this.#log.warn({ deletionId, err: describe(err) }, 'customer data deletion attempt could not be recorded')
+    }
+    if (failure !== null && kind !== null) {
+      this.events.publish('eraser-failed', { deletionId, instance, kind, error, attempt: failure.attempt, nextRetryAt: failure.nextRetryAt })
     }
   }
 

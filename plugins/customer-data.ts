@@ -4,8 +4,10 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { FST_CUSTOMER_DATA_INVALID_OPTION } from '../lib/errors.js'
 import { checkBoolean, checkKnownKeys, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
+import { customerDataConsole, type CustomerDataConsoleOptions } from './console.js'
 import { customerLabels, LABELS_OPTION_KEYS, type CustomerLabelsOptions } from './customer-labels.js'
 import { customerMetadata, METADATA_OPTION_KEYS, type CustomerMetadataOptions } from './customer-metadata.js'
+import { customerDataMetrics, type CustomerDataMetricsOptions } from './metrics.js'
 import { userDataRoutes } from './user-data-routes.js'
 import { websocketMetadata } from './websocket-metadata.js'
 
@@ -14,9 +16,13 @@ export interface CustomerDataOptions extends CustomerLabelsOptions, CustomerMeta
   routePrefix?: string
   /** Set false to register the user_data routes yourself. Default true. */
   routes?: boolean
+  /** Prometheus metrics (needs prom-client): true, or { registry, path, prefix }. Default off. */
+  metrics?: boolean | CustomerDataMetricsOptions
+  /** The operators' console page at { prefix }. Default off. */
+  console?: CustomerDataConsoleOptions
 }
 
-const OWN_KEYS = ['routePrefix', 'routes'] as const
+const OWN_KEYS = ['routePrefix', 'routes', 'metrics', 'console'] as const
 
 /** The options among `keys` that are set (each plugin refuses keys it does not know). */
 function pick<T extends object, K extends keyof T> (options: T, keys: readonly K[]): Pick<T, K> {
@@ -39,6 +45,12 @@ const plugin: FastifyPluginAsync<CustomerDataOptions> = async (fastify, options)
   await fastify.register(customerLabels, pick(options, LABELS_OPTION_KEYS))
   if (routes) {
     await fastify.register(userDataRoutes, { ...pick(options, ['maxIdLength']), prefix: options.routePrefix })
+  }
+  if (options.metrics !== undefined && options.metrics !== false) {
+    await fastify.register(customerDataMetrics, options.metrics === true ? {} : options.metrics)
+  }
+  if (options.console !== undefined) {
+    await fastify.register(customerDataConsole, { maxIdLength: options.maxIdLength, ...options.console })
   }
 }
 

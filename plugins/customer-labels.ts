@@ -1,4 +1,4 @@
-// Labels, erasers, leases and the deletion engine, wired into Fastify (DESIGN.md §4–§6).
+// Labels, erasers, leases and the deletion engine, wired into Fastify (docs/ARCHITECTURE.md, "Labels and leases", "Deletion").
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import {
@@ -11,6 +11,8 @@ import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
 import { checkKnownKeys, checkMilliseconds, FASTIFY_PLUGIN_KEYS, MAX_TIMER_MS } from '../lib/options.js'
 import { RETRY_AFTER_SECONDS, sendStoreAware, sendWatsonError } from './watson-reply.js'
+import type { DeletionEventMap, DeletionEventName } from '../lib/deletion-events.js'
+import { deletionOverview, listDeletionOverviews, type DeletionOverview, type DeletionOverviewPage, type ListDeletionOverviewsOptions } from '../lib/deletion-overview.js'
 
 export interface LabelOptions {
   /** The write replaces the resource: its commit withdraws the labels other customers had on it. */
@@ -61,6 +63,13 @@ export interface CustomerDataApi {
   requestDeletion(instance: string, customerId: string, options?: { waitMs?: number }): Promise<DeletionRecord>
   getDeletion(instance: string, deletionId: string): Promise<DeletionRecord | null>
   exportLabels(instance: string, customerId: string, options?: { limit?: number, cursor?: string | null }): Promise<ExportPage>
+  // Operations: what operators see of deletions, and what the engine tells as it works.
+  /** The instance's deletions, newest first, each with its progress. */
+  listDeletions(instance: string, options: ListDeletionOverviewsOptions): Promise<DeletionOverviewPage>
+  /** One deletion with its progress, or null when the instance has none with this id. */
+  deletionOverview(instance: string, deletionId: string): Promise<DeletionOverview | null>
+  on<E extends DeletionEventName>(event: E, listener: (...payload: DeletionEventMap[E]) => void): CustomerDataApi
+  off<E extends DeletionEventName>(event: E, listener: (...payload: DeletionEventMap[E]) => void): CustomerDataApi
 }
 
 declare module 'fastify' {
@@ -176,7 +185,11 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     exportLabels: (instance, customerId, opts) => {
       const limit = Math.min(MAX_EXPORT_LIMIT, Math.max(1, Math.floor(opts?.limit ?? 100)))
       return engine.exportLabels(instance, customerId, limit, opts?.cursor ?? null)
-    }
+    },
+    listDeletions: (instance, opts) => listDeletionOverviews(engine.store, instance, opts),
+    deletionOverview: (instance, deletionId) => deletionOverview(engine.store, instance, deletionId),
+    on (event, listener) { engine.events.subscribe(event, listener); return api },
+    off (event, listener) { engine.events.unsubscribe(event, listener); return api }
   }
 
   await engine.start()

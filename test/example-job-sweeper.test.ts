@@ -2,7 +2,7 @@
 // anyone asking for them.
 import { test } from 'tap'
 import { join } from 'node:path'
-import { sqliteDocuments } from '../examples/storage.js'
+import { sqliteDocuments } from '../examples/storage/sqlite-documents.js'
 import { AUTH, startExample, storedFiles, until } from './helpers/example.js'
 import { wav } from './helpers/audio.js'
 

@@ -41,7 +41,7 @@ test('packed, installed and used as strangers do', { timeout: 2 * INSTALL_TIMEOU
   const files = packed.files.map((f) => f.path)
 
   t.test('the tarball holds the library only', async (t) => {
-    for (const must of ['dist/index.js', 'dist/index.d.ts', 'dist/lib/engine.js', 'dist/plugins/customer-labels.js', 'dist/lib/stores/postgres.d.ts', 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) {
+    for (const must of ['dist/index.js', 'dist/index.d.ts', 'dist/lib/engine.js', 'dist/plugins/customer-labels.js', 'dist/lib/stores/postgres.d.ts', 'dist/plugins/console-assets/index.html', 'dist/plugins/console-assets/console.js', 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) {
       t.ok(files.includes(must), `has ${must}`)
     }
     t.same(files.filter((f) => /^(dist\/(examples|bench|test)\/|test\/|lib\/|plugins\/|examples\/|bench\/|\.ci\/)/.test(f)), [], 'no examples, benchmarks, tests or TypeScript sources')

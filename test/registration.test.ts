@@ -151,21 +151,24 @@ test('a WebSocket route releases its label when the session fails, and a deletio
   await wsSession(t, 'terminate')
 })
 
-test('close() does not hang: customerData before @fastify/websocket, an upgrade refused', async (t) => {
-  const app = Fastify()
-  await app.register(customerData, options(new Set()))
-  await app.register(websocket)
-  app.get('/ws', { websocket: true }, (socket) => { socket.close() })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
-  const refused = await new Promise<number>((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?x-watson-metadata=customer_id%3D`, { headers: { 'x-watson-metadata': 'bad' } })
-    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode as number) })
-    ws.on('error', reject)
-  })
-  t.equal(refused, 400)
-  const outcome = await Promise.race([app.close().then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5000, 'hung')).then(String)])
-  t.equal(outcome, 'closed')
+test('close() does not hang after a refused upgrade, in either plugin order', async (t) => {
+  for (const websocketFirst of [false, true]) {
+    const app = Fastify()
+    if (websocketFirst) await app.register(websocket)
+    await app.register(customerData, options(new Set()))
+    if (!websocketFirst) await app.register(websocket)
+    app.get('/ws', { websocket: true }, (socket) => { socket.close() })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    const refused = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?x-watson-metadata=customer_id%3D`, { headers: { 'x-watson-metadata': 'bad' } })
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode as number) })
+      ws.on('error', reject)
+    })
+    t.equal(refused, 400)
+    const outcome = await Promise.race([app.close().then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5000, 'hung')).then(String)])
+    t.equal(outcome, 'closed', websocketFirst ? '@fastify/websocket first' : 'customerData first')
+  }
 })
 
 test('every bad option is refused at ready() with FST_CUSTOMER_DATA_INVALID_OPTION naming it', async (t) => {

@@ -1,4 +1,4 @@
-// The example server driven by the official ibm-watson SDK, unchanged (DESIGN.md §10, WATSON-WIRE.md).
+// The example server driven by the official ibm-watson SDK, unchanged (docs/ARCHITECTURE.md, "The Watson wire").
 import { test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import { createHmac } from 'node:crypto'
@@ -10,7 +10,7 @@ import SpeechToTextV1 from 'ibm-watson/speech-to-text/v1.js'
 import { BasicAuthenticator } from 'ibm-watson/auth/index.js'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../examples/app.js'
-import { FileStore } from '../examples/storage.js'
+import { FileStore } from '../examples/storage/file-blobs.js'
 import { wav } from './helpers/audio.js'
 
 const KEY1 = 'sdk-key-one'

@@ -160,7 +160,9 @@ async function runJob (host: Host, instance: string, job: Job, lease: Lease, sec
     await save({ status: 'processing' })
     await notify(job, 'recognitions.started', secret, false)
     try {
-      const result = await host.recognizer.recognize(host.files.path(instance, 'job', job.id), job.content_type, lease.signal)
+      const audio = await host.files.open(instance, 'job', job.id)
+      if (audio === null) throw new Error('The job audio is gone.')
+      const result = await host.recognizer.recognize(audio, job.content_type, lease.signal)
       await save({ status: 'completed', results: [result] })
     } catch (err) {
       await save({ status: 'failed', warnings: [err instanceof UnsupportedAudio ? err.message : 'The recognition failed.'] })

@@ -1,25 +1,25 @@
 // POST /v1/recognize (raw audio or multipart) and the WebSocket /v1/recognize session, each
 // labeled as a `recognition` resource: the audio file and its result document.
 import { randomUUID } from 'node:crypto'
-import { rm } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { errors, type Lease } from 'fastify-customer-data'
 import { HttpError, bodyOf, contentTypeOf, instanceOf, malformedMultipart, type Host } from '../http.js'
 import { MalformedAudio, UnsupportedAudio, type RecognitionResult } from '../recognizer.js'
-import { BodyTooLarge } from '../storage.js'
+import { BodyTooLarge } from '../storage/blobs.js'
 
 const KIND = 'recognition'
 
 async function recognizeStored (host: Host, instance: string, id: string, contentType: string): Promise<RecognitionResult> {
-  const path = host.files.path(instance, KIND, id)
   try {
-    const result = await host.recognizer.recognize(path, contentType)
+    const audio = await host.files.open(instance, KIND, id)
+    if (audio === null) throw new Error('The stored audio is gone.')
+    const result = await host.recognizer.recognize(audio, contentType)
     await host.docs.put(instance, KIND, id, { id, created: new Date().toISOString(), content_type: contentType, result })
     return result
   } catch (err) {
-    await rm(path, { force: true }) // nothing left behind by a failed recognition
+    await host.files.remove(instance, KIND, [id]) // nothing left behind by a failed recognition
     if (err instanceof MalformedAudio) throw new HttpError(400, err.message)
     if (err instanceof UnsupportedAudio) throw new HttpError(415, err.message)
     throw err

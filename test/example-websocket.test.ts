@@ -89,3 +89,16 @@ for (const labeled of [true, false]) {
     }
   })
 }
+
+test('the HTTP request and idle timeouts do not cut a WebSocket session that pauses longer than they allow', async (t) => {
+  const { base } = await startExample(t, { idleTimeoutMs: 300, headersTimeoutMs: 200, requestTimeoutMs: 400 })
+  const session = await open(base)
+  await sleep(1200)
+  session.ws.send(JSON.stringify({ action: 'start', 'content-type': 'audio/wav' }))
+  session.ws.send(wav(0.1))
+  session.ws.send(JSON.stringify({ action: 'stop' }))
+  await until(() => session.messages.some((m) => m.results !== undefined))
+  t.match(session.messages, [{ state: 'listening' }, { results: [{ final: true }] }, { state: 'listening' }], 'the paused session still recognizes')
+  session.ws.close(1000)
+  t.equal(await session.closed, 1000)
+})

@@ -1,6 +1,6 @@
 // Every Watson route needs the credentials of a service instance, and a path under
 // /instances/:instance_id/ must name that same instance: another instance's URL is never served
-// with the caller's own data (docs/ARCHITECTURE.md, instances).
+// with the caller's own data (docs/ARCHITECTURE.md, "Instances").
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendWatsonError } from './watson-errors.js'
 

@@ -1,7 +1,7 @@
 // The example's only outbound calls: the register_callback challenge and job notifications, made
 // to URLs a client chose. Each is bounded: a URL length checked before any call, a 5 s deadline
 // (Watson's), a capped reply, and no redirects, so a signed request never lands where the client
-// did not register (docs/ARCHITECTURE.md, callbacks).
+// did not register (README, "Example server").
 import { createHmac, randomBytes } from 'node:crypto'
 import { HttpError } from './http.js'
 

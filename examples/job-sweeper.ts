@@ -1,5 +1,5 @@
 // Jobs past their results_ttl lose their audio and results on a timer, not only when someone asks
-// for them: an expired job nobody reads must not keep a customer's audio (docs/ARCHITECTURE.md, jobs).
+// for them: an expired job nobody reads must not keep a customer's audio (README, "Example server").
 import type { FastifyInstance } from 'fastify'
 import type { Host } from './http.js'
 

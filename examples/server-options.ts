@@ -1,5 +1,5 @@
 // The example's Fastify and Node server options: timeouts, path parameter length, body limit and
-// the Watson-shaped answers to what the router and Node's parser reject (docs/ARCHITECTURE.md, limits).
+// the Watson-shaped answers to what the router and Node's parser reject (README, "Example server").
 import type { FastifyHttpOptions } from 'fastify'
 import type { Server } from 'node:http'
 import { MAX_NAME_CHARS, type Limits } from './http.js'

@@ -1,6 +1,6 @@
 // The one place the example answers an error: every route error, router error (404, 414, bad URL),
 // 401 and client error leaves here in Watson's shape {code, code_description, error}, because the
-// SDK shows `error` to its user (docs/ARCHITECTURE.md, errors).
+// SDK shows `error` to its user (docs/ARCHITECTURE.md, "Errors").
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import { STATUS_CODES } from 'node:http'

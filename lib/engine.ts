@@ -1,4 +1,4 @@
-// The deletion engine (DESIGN.md §5, §6): issues leases for write-ahead labels, records deletions,
+// The deletion engine (docs/ARCHITECTURE.md, "Labels and leases", "Deletion"): issues leases for write-ahead labels, records deletions,
 // erases covered resources in batches through the host's erasers, retries with capped exponential
 // backoff, and reaps doomed labels whose writer died. It knows nothing of HTTP.
 import { randomUUID } from 'node:crypto'

@@ -1,4 +1,4 @@
-// The X-Watson-Metadata grammar (DESIGN.md §3): one pure parser for the HTTP header and the
+// The X-Watson-Metadata grammar (docs/ARCHITECTURE.md, "Metadata"): one pure parser for the HTTP header and the
 // percent-decoded WebSocket query parameter, so the same ID sent either way is the same string.
 import { FST_CUSTOMER_DATA_CUSTOMER_ID_INVALID, FST_CUSTOMER_DATA_METADATA_INVALID } from './errors.js'
 
@@ -49,7 +49,7 @@ function codePointLength (s: string): number {
 /**
  * Parses an X-Watson-Metadata value. A string is decoded text; a Buffer is UTF-8 bytes.
  * Returns the distinct customer IDs in order of first appearance; throws
- * FST_CUSTOMER_DATA_METADATA_INVALID (400) on anything DESIGN.md §3 rejects.
+ * FST_CUSTOMER_DATA_METADATA_INVALID (400) on anything the grammar rejects (docs/ARCHITECTURE.md, "Metadata").
  */
 export function parseCustomerMetadata (value: string | Buffer, options: ParseOptions = {}): string[] {
   const source = options.source ?? 'X-Watson-Metadata header'

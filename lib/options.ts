@@ -27,10 +27,10 @@ export function checkBoolean (name: string, value: unknown, fallback: boolean): 
   return value
 }
 
-/** An options object: a plain object (or undefined → {}), with no key outside `known`. */
+/** An options object: an object (undefined → {}), with no key outside `known`; null is refused. */
 export function checkKnownKeys<T extends object> (where: string, options: T | undefined, known: readonly string[]): T {
-  if (options === undefined || options === null) return {} as T
-  if (typeof options !== 'object' || Array.isArray(options)) {
+  if (options === undefined) return {} as T
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new FST_CUSTOMER_DATA_INVALID_OPTION(`the options of ${where} must be an object`)
   }
   for (const key of Object.keys(options)) {

@@ -1,4 +1,4 @@
-// The behaviour every LabelStore must have (DESIGN.md §7), as one suite that runs against any
+// The behaviour every LabelStore must have (docs/ARCHITECTURE.md, "Stores"), as one suite that runs against any
 // adapter: ours and a host's own. Pass a tap Test (or anything with test/equal/same/ok).
 import { randomUUID } from 'node:crypto'
 import type { LabelStore } from './store.js'

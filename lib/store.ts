@@ -1,4 +1,4 @@
-// The label store interface (DESIGN.md §6, §7). Every step the deletion protocol needs to be atomic
+// The label store interface (docs/ARCHITECTURE.md, "Deletion", "Stores"). Every step the deletion protocol needs to be atomic
 // is one call, so an adapter can make it one transaction (SQLite) or one statement batch under row
 // locks (PostgreSQL). Customer IDs reach a store only as HMAC digests (lib/digest.ts).
 import { FST_CUSTOMER_DATA_BAD_REQUEST, FST_CUSTOMER_DATA_INVALID_RESOURCE } from './errors.js'

@@ -91,7 +91,7 @@ function withApiKey (request: FastifyRequest, apiKey: string): FastifyRequest {
 }
 
 const kSession = Symbol('customerData.consoleSession')
-type WithSession = FastifyRequest & { [kSession]?: ConsoleSession }
+type WithSession = FastifyRequest & { [kSession]: ConsoleSession | null }
 
 const CustomerIdBody = Type.Object({ customer_id: Type.String({ minLength: 1 }) })
 
@@ -105,6 +105,7 @@ const plugin: FastifyPluginAsync<CustomerDataConsoleOptions> = async (fastify, o
   const icon = readFileSync(new URL('favicon.svg', ASSETS))
 
   await fastify.register(async function consoleRoutes (app) {
+    app.decorateRequest(kSession, null)
     app.addHook('onSend', async (request, reply, payload) => {
       reply.headers(SECURITY_HEADERS)
       return payload
@@ -142,6 +143,7 @@ const plugin: FastifyPluginAsync<CustomerDataConsoleOptions> = async (fastify, o
       const { api_key: apiKey } = request.body as { api_key: string }
       const instance = await api.resolveInstance(withApiKey(request, apiKey))
       if (instance === null) throw new FST_CUSTOMER_DATA_UNAUTHORIZED()
+      sessions.end(cookieValue(request)) // a sign-in never keeps an id the browser had before
       const { id, session } = sessions.create(instance, Date.now())
       setCookie(request, reply, id, Math.floor(opts.maxAgeMs / 1000))
       return { instance, csrf_token: session.csrf }

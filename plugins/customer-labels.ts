@@ -1,4 +1,4 @@
-// Labels, erasers, leases and the deletion engine, wired into Fastify (DESIGN.md §4–§6).
+// Labels, erasers, leases and the deletion engine, wired into Fastify (docs/ARCHITECTURE.md, "Labels and leases", "Deletion").
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import {

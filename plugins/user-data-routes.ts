@@ -1,5 +1,5 @@
 // DELETE /v1/user_data, GET /v1/user_data (export) and GET /v1/user_data/deletions/:id
-// (DESIGN.md §6). Encapsulated, so a `prefix` applies and the Watson error handler set here stays
+// (docs/ARCHITECTURE.md, "Deletion"). Encapsulated, so a `prefix` applies and the Watson error handler set here stays
 // inside these routes.
 import fp from 'fastify-plugin'
 import { Type } from '@fastify/type-provider-typebox'

@@ -1,5 +1,5 @@
 // Sends an error in the Watson shape straight from a hook, so the host's own error handler is
-// neither needed nor taken over (WATSON-WIRE.md, Errors).
+// neither needed nor taken over (docs/ARCHITECTURE.md, "Errors").
 import type { FastifyReply } from 'fastify'
 import { watsonErrorBody } from '../lib/errors.js'
 

@@ -1,5 +1,5 @@
 // On WebSocket upgrades the Watson SDK labels with the x-watson-metadata query parameter
-// (DESIGN.md §3). A bad value, a repeated parameter, or a header that disagrees is a 400 before
+// (docs/ARCHITECTURE.md, "Metadata"). A bad value, a repeated parameter, or a header that disagrees is a 400 before
 // the upgrade happens.
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback } from 'fastify'

@@ -1,4 +1,4 @@
-// The example server driven by the official ibm-watson SDK, unchanged (DESIGN.md §10, WATSON-WIRE.md).
+// The example server driven by the official ibm-watson SDK, unchanged (docs/ARCHITECTURE.md, "The Watson wire").
 import { test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import { createHmac } from 'node:crypto'

@@ -1,5 +1,5 @@
 // An in-process label store for tests and development. NOT durable: a crash or restart loses
-// every label and deletion record (DESIGN.md §6 Durable excepts it). Every method runs to the end
+// every label and deletion record (docs/ARCHITECTURE.md, "Invariants": Durable excepts it). Every method runs to the end
 // synchronously, so each is atomic.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'

@@ -1,4 +1,4 @@
-// The fleet label store on PostgreSQL (DESIGN.md §7): several server replicas share one database.
+// The fleet label store on PostgreSQL (docs/ARCHITECTURE.md, "Stores"): several server replicas share one database.
 // Batches are claimed with FOR UPDATE SKIP LOCKED, so any replica can run or resume a deletion;
 // doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
 //

@@ -1,4 +1,4 @@
-// The embedded label store on better-sqlite3 (DESIGN.md §7): WAL, versioned migrations, one
+// The embedded label store on better-sqlite3 (docs/ARCHITECTURE.md, "Stores"): WAL, versioned migrations, one
 // process. Labels are acknowledged only after the transaction that wrote them is durable; labels
 // from concurrent requests share one transaction (group commit), so a busy server pays one
 // fsync per event-loop turn, not one per request. The fsync itself runs off the event loop

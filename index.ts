@@ -6,7 +6,7 @@ export { customerMetadata, type CustomerMetadataOptions } from './plugins/custom
 export { websocketMetadata, type WebsocketMetadataOptions } from './plugins/websocket-metadata.js'
 export {
   customerLabels, RequestCustomerData,
-  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RequestInstanceResolver
+  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RouteCustomerDataRequest, type LabelOptions, type RequestInstanceResolver
 } from './plugins/customer-labels.js'
 export { userDataRoutes, type UserDataRoutesOptions } from './plugins/user-data-routes.js'
 export { customerDataMetrics, type CustomerDataMetricsOptions } from './plugins/metrics.js'
@@ -19,7 +19,7 @@ export { CustomerDataEngine, ENGINE_DEFAULTS, type Eraser, type EngineOptions } 
 export { Lease } from './lib/lease.js'
 export { memoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { sqliteStore, type SqliteStoreOptions } from './lib/stores/sqlite.js'
-export { postgresStore, type PostgresStoreOptions } from './lib/stores/postgres.js'
+export { postgresStore, type PostgresStoreOptions, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from './lib/stores/postgres.js'
 export { runLabelStoreContract } from './lib/store-contract.js'
 export type * from './lib/store.js'
 export { errors }

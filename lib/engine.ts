@@ -1,4 +1,4 @@
-// The deletion engine (DESIGN.md §5, §6): issues leases for write-ahead labels, records deletions,
+// The deletion engine (docs/ARCHITECTURE.md, "Labels and leases", "Deletion"): issues leases for write-ahead labels, records deletions,
 // erases covered resources in batches through the host's erasers, retries with capped exponential
 // backoff, and reaps doomed labels whose writer died. It knows nothing of HTTP.
 import { randomUUID } from 'node:crypto'
@@ -11,6 +11,7 @@ import {
 } from './errors.js'
 import { Lease, type LeaseHost } from './lease.js'
 import { leaseId } from './lease-id.js'
+import { checkEngineTimings, ENGINE_DEFAULTS } from './options.js'
 import type { ClaimedLabel, DeletionRecord, ExportPage, LabelStore } from './store.js'
 
 /** Erases resources of one kind. Idempotent: an id that does not exist is not an error. */
@@ -43,27 +44,12 @@ export interface EngineOptions {
   logger?: EngineLogger
 }
 
-export const ENGINE_DEFAULTS = {
-  leaseMs: 60_000,
-  batchSize: 500,
-  reaperMs: 10_000,
-  eraserTimeoutMs: 30_000,
-  retryMinMs: 100,
-  retryMaxMs: 30_000
-} as const
+export { ENGINE_DEFAULTS }
 
 const CLAIM_MARGIN_MS = 5000
 const KIND = /^[A-Za-z0-9_.:-]{1,64}$/
 const MAX_RESOURCE_ID = 1024
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
-
-function positive (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${name} must be a positive number of milliseconds or items, got ${String(value)}`)
-  }
-  return value
-}
 
 export class CustomerDataEngine implements LeaseHost {
   readonly store: LabelStore
@@ -110,12 +96,13 @@ export class CustomerDataEngine implements LeaseHost {
       this.#secretOption = secret
     }
     this.store = store
-    this.leaseMs = positive('leaseMs', options.leaseMs, ENGINE_DEFAULTS.leaseMs)
-    this.batchSize = Math.floor(positive('batchSize', options.batchSize, ENGINE_DEFAULTS.batchSize))
-    this.reaperMs = positive('reaperMs', options.reaperMs, ENGINE_DEFAULTS.reaperMs)
-    this.eraserTimeoutMs = positive('eraserTimeoutMs', options.eraserTimeoutMs, ENGINE_DEFAULTS.eraserTimeoutMs)
-    this.retryMinMs = positive('retryMinMs', options.retryMinMs, ENGINE_DEFAULTS.retryMinMs)
-    this.retryMaxMs = positive('retryMaxMs', options.retryMaxMs, ENGINE_DEFAULTS.retryMaxMs)
+    const timings = checkEngineTimings(options)
+    this.leaseMs = timings.leaseMs
+    this.batchSize = timings.batchSize
+    this.reaperMs = timings.reaperMs
+    this.eraserTimeoutMs = timings.eraserTimeoutMs
+    this.retryMinMs = timings.retryMinMs
+    this.retryMaxMs = timings.retryMaxMs
     this.#log = options.logger ?? silent
     this.events = new DeletionEvents(this.#log)
   }
@@ -153,14 +140,15 @@ export class CustomerDataEngine implements LeaseHost {
     return customerDigest(this.#secret, customerId)
   }
 
-  /** Labels (kind, id) for each customer before the data is written (write-ahead). */
-  async label (instance: string, customerIds: readonly string[], kind: string, id: string): Promise<Lease> {
-    if (!this.#erasers.has(kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(String(kind))
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID) {
-      throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters`)
-    }
+  /**
+   * Labels (kind, id) for each customer before the data is written (write-ahead). With
+   * `replace`, the write replaces the resource: its commit withdraws every other label of it.
+   */
+  async label (instance: string, customerIds: readonly string[], kind: string, id: string, options?: { replace?: boolean }): Promise<Lease> {
+    this.#checkResource(kind, id)
     const now = Date.now()
-    const lease = new Lease(this, leaseId(now), instance, [{ kind, id }], customerIds.length > 0)
+    const replace = options?.replace === true
+    const lease = new Lease(this, leaseId(now), instance, [{ kind, id }], customerIds.length > 0, replace)
     if (!lease.labeled) return lease
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
@@ -169,9 +157,36 @@ export class CustomerDataEngine implements LeaseHost {
     return lease
   }
 
+  /**
+   * Withdraws the committed labels of these resources, for every customer: call it when the host
+   * deletes or replaces them itself, so that a later resource of the same kind and id, stored for
+   * another customer, is never erased by the first customer's deletion. Returns how many labels
+   * were removed.
+   */
+  async withdraw (instance: string, kind: string, ids: string[]): Promise<number> {
+    if (!Array.isArray(ids)) throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the ids of "${String(kind)}" resources to withdraw must be an array`)
+    for (const id of ids) this.#checkResource(kind, id)
+    if (ids.length === 0) return 0
+    return await this.#storeCall(() => this.store.withdraw({ instance, kind, ids }))
+  }
+
+  #checkResource (kind: string, id: unknown): void {
+    if (!this.#erasers.has(kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(String(kind))
+    // U+0000 fits no PostgreSQL text column: refused here, the same way for every store.
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID || id.includes('\u0000')) {
+      throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters, without NUL`)
+    }
+  }
+
   async commitLease (lease: Lease): Promise<'committed' | 'doomed'> {
-    if (!lease.labeled) return 'committed'
-    const result = await this.#storeCall(() => this.store.commit(lease.id, Date.now()))
+    if (!lease.labeled) {
+      // No customer labeled this write, yet it replaced the resource: the old labels must go.
+      if (lease.replace) {
+        for (const r of lease.resources) await this.#storeCall(() => this.store.withdraw({ instance: lease.instance, kind: r.kind, ids: [r.id] }))
+      }
+      return 'committed'
+    }
+    const result = await this.#storeCall(() => this.store.commit(lease.id, Date.now(), lease.replace))
     if (result.status === 'committed') return 'committed'
     // Doomed: what this writer stored must not outlive the deletion that doomed it.
     await this.#eraseWithRetry(lease)
@@ -406,7 +421,9 @@ export class CustomerDataEngine implements LeaseHost {
     try {
       return await fn()
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 503) throw err
+      const { statusCode, code } = err as { statusCode?: number, code?: string }
+      // The store's verdicts on its input pass through: they are the caller's mistake, not an outage.
+      if (statusCode === 503 || code === 'FST_CUSTOMER_DATA_BAD_REQUEST' || code === 'FST_CUSTOMER_DATA_INVALID_RESOURCE') throw err
       this.#log.error({ err: describe(err) }, 'customer data store call failed')
       const wrapped = new FST_CUSTOMER_DATA_STORE_UNAVAILABLE()
       wrapped.cause = err

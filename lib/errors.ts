@@ -1,4 +1,4 @@
-// Every error the plugins produce, as @fastify/error constants (DESIGN.md §8).
+// Every error the plugins produce, as @fastify/error constants (docs/ARCHITECTURE.md, "Errors").
 // Messages say which header or parameter is wrong and how to fix it; none echoes a customer ID.
 import createError from '@fastify/error'
 import { STATUS_CODES } from 'node:http'
@@ -65,7 +65,7 @@ export const FST_CUSTOMER_DATA_CLOSED = createError(
   503
 )
 
-/** The Watson error body: `{ code, code_description, error }` (WATSON-WIRE.md, Errors). */
+/** The Watson error body: `{ code, code_description, error }` (docs/ARCHITECTURE.md, "Errors"). */
 export interface WatsonErrorBody {
   code: number
   code_description: string

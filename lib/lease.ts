@@ -1,4 +1,4 @@
-// A lease is a writer's hold on the labels it wrote ahead of its data (DESIGN.md §5). A deletion
+// A lease is a writer's hold on the labels it wrote ahead of its data (docs/ARCHITECTURE.md, "Labels and leases"). A deletion
 // that covers them dooms the lease: `signal` aborts, and `commit()` erases what was written and
 // throws, so nothing stored under a doomed lease outlives the deletion.
 import { FST_CUSTOMER_DATA_LEASE_DOOMED } from './errors.js'
@@ -28,13 +28,19 @@ export class Lease {
   /** False when the request named no customer: nothing was labeled and commit() has nothing to do. */
   readonly labeled: boolean
   readonly instance: string
+  /**
+   * The write replaces the resource: on commit, every other committed label of it is withdrawn,
+   * so it belongs to this writer's customers only (docs/ARCHITECTURE.md, withdrawing labels).
+   */
+  readonly replace: boolean
 
-  constructor (host: LeaseHost, id: string, instance: string, resources: LeaseResource[], labeled: boolean) {
+  constructor (host: LeaseHost, id: string, instance: string, resources: LeaseResource[], labeled: boolean, replace = false) {
     this.#host = host
     this.id = id
     this.instance = instance
     this.resources = resources
     this.labeled = labeled
+    this.replace = replace
   }
 
   /** Aborts when a deletion dooms this lease; stop writing and call commit() or cancel(). */

@@ -1,4 +1,4 @@
-// The behaviour every LabelStore must have (DESIGN.md §7), as one suite that runs against any
+// The behaviour every LabelStore must have (docs/ARCHITECTURE.md, "Stores"), as one suite that runs against any
 // adapter: ours and a host's own. Pass a tap Test (or anything with test/equal/same/ok).
 import { randomUUID } from 'node:crypto'
 import type { LabelStore } from './store.js'
@@ -46,6 +46,16 @@ async function drain (store: LabelStore, deletionId: string, now = Date.now()): 
     for (const l of batch) erased[l.kind] = (erased[l.kind] ?? 0) + 1
     await store.completeBatch(deletionId, batch.map((l) => l.key), erased)
     out.push(...batch.map((l) => ({ kind: l.kind, id: l.id })))
+  }
+}
+
+/** The code a promise rejects with, or 'resolved'. */
+async function rejection (promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+    return 'resolved'
+  } catch (err) {
+    return String((err as { code?: string }).code)
   }
 }
 
@@ -210,6 +220,79 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
     t.equal((await drain(store, deletion.id, now + 2 * LEASE)).length, 0, 'the renewed lease is still live')
     t.same(await store.renew(['no-such-lease'], now), ['no-such-lease'])
+  }))
+
+  t.test('withdrawn: X\'s resource withdrawn, Y labels the same kind and id, X\'s deletion erases nothing of Y', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['x'], 'word', 'hello')
+    await committed(store, 'i1', ['x'], 'word', 'kept')
+    await committed(store, 'i2', ['x'], 'word', 'hello')
+    t.equal(await store.withdraw({ instance: 'i1', kind: 'word', ids: ['hello', 'never-labeled'] }), 1, 'one committed label removed')
+    await committed(store, 'i1', ['y'], 'word', 'hello')
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'x', now: Date.now() })
+    t.same(sorted(await drain(store, deletion.id)), ['word/kept'], 'only what is still X\'s is erased')
+    t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'completed')
+    t.same((await store.exportLabels('i1', 'y', 10, null)).items.map((i) => i.id), ['hello'], 'Y keeps its label')
+    t.same((await store.exportLabels('i2', 'x', 10, null)).items.map((i) => i.id), ['hello'], 'another instance is untouched')
+  }))
+
+  t.test('a replacing commit withdraws the other labels of the resource in the same step', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['x'], 'corpus', 'c')
+    await committed(store, 'i1', ['x'], 'corpus', 'other')
+    const lease = await labeled(store, 'i1', ['y', 'z'], 'corpus', 'c')
+    t.equal((await store.exportLabels('i1', 'x', 10, null)).items.length, 2, 'before the commit X still has both')
+    t.same(await store.commit(lease, Date.now(), true), { status: 'committed' })
+    t.same((await store.exportLabels('i1', 'x', 10, null)).items.map((i) => i.id), ['other'], 'X lost the replaced resource')
+    t.same((await store.exportLabels('i1', 'y', 10, null)).items.map((i) => `${i.id}/${i.state}`), ['c/committed'])
+    t.same((await store.exportLabels('i1', 'z', 10, null)).items.map((i) => `${i.id}/${i.state}`), ['c/committed'])
+    const doomedLease = await labeled(store, 'i1', ['x'], 'corpus', 'other')
+    await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'x', now: Date.now() })
+    t.equal((await store.commit(doomedLease, Date.now(), true)).status, 'doomed', 'a doomed lease does not commit, replacing or not')
+  }))
+
+  t.test('withdrawing labels a running deletion covers or has claimed does not break it', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    for (const id of ['a1', 'a2', 'a3']) await committed(store, 'i1', ['x'], 'audio', id)
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'x', now: Date.now() })
+    const now = Date.now()
+    const batch = await store.claimBatch(deletion.id, { owner: 'w', limit: 1, now, claimUntil: now + 10_000 })
+    t.equal(batch.length, 1)
+    t.equal(await store.withdraw({ instance: 'i1', kind: 'audio', ids: ['a1', 'a2'] }), 2, 'covered labels, claimed or not, are withdrawn')
+    await store.completeBatch(deletion.id, batch.map((l) => l.key), { audio: 1 })
+    t.same(sorted(await drain(store, deletion.id)), ['audio/a3'], 'the rest of the deletion goes on')
+    const done = await store.finishDeletion(deletion.id, Date.now())
+    t.equal(done?.status, 'completed')
+    t.same(done?.erased, { audio: 2 })
+  }))
+
+  t.test('withdraw leaves pending and doomed labels to their writers', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    const pending = await labeled(store, 'i1', ['x'], 'job', 'j')
+    t.equal(await store.withdraw({ instance: 'i1', kind: 'job', ids: ['j'] }), 0, 'a pending label stays')
+    t.same(await store.commit(pending, Date.now()), { status: 'committed' })
+    t.equal((await store.exportLabels('i1', 'x', 10, null)).items.length, 1)
+    const doomed = await labeled(store, 'i1', ['y'], 'job', 'k')
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'y', now: Date.now() })
+    t.equal(await store.withdraw({ instance: 'i1', kind: 'job', ids: ['k'] }), 0, 'a doomed label stays')
+    t.same(await store.commit(doomed, Date.now()), { status: 'doomed', resources: [{ kind: 'job', id: 'k' }] })
+    await store.dropLease(doomed, true)
+    t.equal((await store.finishDeletion(deletion.id, Date.now()))?.status, 'completed')
+    t.equal(await store.withdraw({ instance: 'i1', kind: 'job', ids: ['j'], exceptLease: pending }), 1, 'once committed, it can be withdrawn')
+  }))
+
+  t.test('input no store can hold is refused before it reaches the store, the same way everywhere', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    await committed(store, 'i1', ['x'], 'audio', 'a')
+    t.equal(await rejection(store.exportLabels('i1', 'x', 10, '99999999999999999999')), 'FST_CUSTOMER_DATA_BAD_REQUEST', 'a cursor beyond 64 bits')
+    t.equal(await rejection(store.exportLabels('i1', 'x', 10, '9223372036854775808')), 'FST_CUSTOMER_DATA_BAD_REQUEST', 'a cursor just beyond bigint')
+    t.equal(await rejection(store.exportLabels('i1', 'x', 10, '1e3')), 'FST_CUSTOMER_DATA_BAD_REQUEST', 'a cursor that is not a decimal seq')
+    t.equal((await store.exportLabels('i1', 'x', 10, '9223372036854775807')).items.length, 0, 'the largest cursor is a valid empty page')
+    t.equal(await store.getDeletion('i1', 'bad\u0000id'), null, 'a deletion id with NUL is simply not found')
+    t.equal(await store.getDeletion('i\u0000', randomUUID()), null)
+    const now = Date.now()
+    t.equal(await rejection(store.label([{ leaseId: randomUUID(), instance: 'i1', customers: ['x'], kind: 'audio', id: 'a\u0000b', now, expiresAt: now + LEASE }])),
+      'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'a resource id with NUL')
+    t.equal(await rejection(store.label([{ leaseId: randomUUID(), instance: 'i1', customers: ['x'], kind: 'au\u0000dio', id: 'a', now, expiresAt: now + LEASE }])),
+      'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'a kind with NUL')
+    t.equal(await rejection(store.withdraw({ instance: 'i1', kind: 'audio', ids: ['\u0000'] })), 'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'withdraw of an id with NUL')
+    t.equal(await rejection(store.requestDeletion({ id: randomUUID(), instance: 'i\u0000', customer: 'x', now })), 'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'an instance with NUL')
+    t.same((await store.exportLabels('i1', 'x', 10, null)).items.map((i) => i.id), ['a'], 'nothing was written or lost')
   }))
 
   runOperationsContract(t, makeStore)

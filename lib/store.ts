@@ -1,6 +1,7 @@
-// The label store interface (DESIGN.md §6, §7). Every step the deletion protocol needs to be atomic
+// The label store interface (docs/ARCHITECTURE.md, "Deletion", "Stores"). Every step the deletion protocol needs to be atomic
 // is one call, so an adapter can make it one transaction (SQLite) or one statement batch under row
 // locks (PostgreSQL). Customer IDs reach a store only as HMAC digests (lib/digest.ts).
+import { FST_CUSTOMER_DATA_BAD_REQUEST, FST_CUSTOMER_DATA_INVALID_RESOURCE } from './errors.js'
 
 export type LabelState = 'pending' | 'committed' | 'doomed'
 
@@ -15,6 +16,14 @@ export interface LabelInput {
   now: number
   /** When the lease expires unless renewed (epoch ms). */
   expiresAt: number
+}
+
+export interface WithdrawInput {
+  instance: string
+  kind: string
+  ids: readonly string[]
+  /** A lease whose labels stay. */
+  exceptLease?: string
 }
 
 export type CommitResult =
@@ -96,8 +105,20 @@ export interface LabelStore {
   label(labels: readonly LabelInput[]): Promise<void>
   /** Extends the leases; returns those of them that are doomed or gone. */
   renew(leaseIds: readonly string[], expiresAt: number): Promise<string[]>
-  /** Ends a lease: its labels become committed unless a deletion doomed it. */
-  commit(leaseId: string, now: number): Promise<CommitResult>
+  /**
+   * Ends a lease: its labels become committed unless a deletion doomed it. With `replace`, in the
+   * same transaction, the other committed labels of the lease's resources are withdrawn: a
+   * resource replaced by a new write belongs only to the new writer's customers.
+   */
+  commit(leaseId: string, now: number, replace?: boolean): Promise<CommitResult>
+  /**
+   * Removes the committed labels (of every customer) of these resources in this instance, except
+   * those of `exceptLease`: the host deleted or replaced the resources itself, so no later
+   * deletion may erase a new resource that reuses the name. Pending and doomed labels stay (their
+   * writers are still at work). A withdrawn label a running deletion covers simply drops out of
+   * it. Returns how many labels were removed.
+   */
+  withdraw(input: WithdrawInput): Promise<number>
   /**
    * Removes every label of the lease. With `erased`, its doomed labels count as erased in the
    * deletions that doomed them. Returns those deletions, so they can be driven to completion.
@@ -234,4 +255,52 @@ export function countByKind (resources: Iterable<{ kind: string }>): Record<stri
   const counts: Record<string, number> = {}
   for (const r of resources) counts[r.kind] = (counts[r.kind] ?? 0) + 1
   return counts
+}
+
+/**
+ * Every store refuses the same inputs before any SQL: PostgreSQL text cannot hold U+0000, and an
+ * unchecked value would surface as a driver error (a 500 or 503) instead of the caller's mistake.
+ */
+export function checkStoreText (what: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.includes('\u0000')) {
+    throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`${what} must be a string without NUL (U+0000) characters`)
+  }
+}
+
+/** The largest seq a store hands out in a cursor: PostgreSQL's bigint. */
+const MAX_SEQ = 2n ** 63n - 1n
+
+/**
+ * The export cursor as a seq (0 for the first page). Cursors are decimal seqs; anything else, or
+ * a number no store could have issued, is the client's mistake (400), not a store failure.
+ */
+export function parseSeqCursor (cursor: string | null): bigint {
+  if (cursor === null) return 0n
+  if (typeof cursor !== 'string' || !/^[0-9]{1,20}$/.test(cursor) || BigInt(cursor) > MAX_SEQ) {
+    throw new FST_CUSTOMER_DATA_BAD_REQUEST('Invalid cursor: pass the next_cursor of the previous page unchanged.')
+  }
+  return BigInt(cursor)
+}
+
+/** A deletion id any store could have issued (a UUID, or a test's plain id): no NUL, bounded. */
+export function isDeletionId (id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= 256 && !id.includes('\u0000')
+}
+
+/** The checks every store makes on a label before it writes anything. */
+export function checkLabel (l: LabelInput): void {
+  checkStoreText('the lease id', l.leaseId)
+  checkStoreText('the instance', l.instance)
+  checkStoreText('the kind', l.kind)
+  checkStoreText('the resource id', l.id)
+  for (const c of l.customers) checkStoreText('the customer digest', c)
+}
+
+/** The checks every store makes on a withdraw request. */
+export function checkWithdraw (input: WithdrawInput): void {
+  checkStoreText('the instance', input.instance)
+  checkStoreText('the kind', input.kind)
+  if (!Array.isArray(input.ids)) throw new FST_CUSTOMER_DATA_INVALID_RESOURCE('ids must be an array of resource ids')
+  for (const id of input.ids) checkStoreText('the resource id', id)
+  if (input.exceptLease !== undefined) checkStoreText('the lease id', input.exceptLease)
 }

@@ -1,4 +1,4 @@
-// A fleet: two server processes on one PostgreSQL database (DESIGN.md §7).
+// A fleet: two server processes on one PostgreSQL database (docs/ARCHITECTURE.md, "Stores").
 import { test, type Test } from 'tap'
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, readFileSync, existsSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
 import { runLabelStoreContract, sqliteStore, errors, CustomerDataEngine } from '../index.js'
 import { SQLITE_SCHEMA_VERSION } from '../lib/stores/sqlite.js'
@@ -88,4 +89,35 @@ test('erased content lingers in no file the store controls', async (t) => {
   t.equal(existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0, 0, 'the WAL was checkpointed and truncated')
   t.notOk(readFileSync(path).includes(customer), 'the raw customer ID never reached the file')
   await engine.close()
+})
+
+test('a second process cannot open a file a live store holds; a dead one\'s lock is taken over', async (t) => {
+  const dir = tempDir(t)
+  const path = join(dir, 'shared.db')
+  const script = `
+    import { sqliteStore } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+    const store = sqliteStore({ path: ${JSON.stringify(path)} })
+    try { await store.open(); console.log('opened') } catch (err) { console.log('refused ' + err.message); process.exit(0) }
+    process.stdin.on('data', async () => { await store.close(); console.log('closed'); process.exit(0) })
+  `
+  const start = (): { proc: ReturnType<typeof spawn>, line: Promise<string> } => {
+    const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const line = new Promise<string>((resolve) => { proc.stdout?.once('data', (c) => { resolve(String(c).trim()) }) })
+    return { proc, line }
+  }
+  const holder = start()
+  t.equal(await holder.line, 'opened', 'the first process opens the file')
+  const second = sqliteStore({ path })
+  await t.rejects(second.open(), { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is already open in process ${holder.proc.pid}.*use postgresStore`) })
+  holder.proc.kill('SIGKILL') // dies without closing: its lock file stays behind
+  await new Promise((resolve) => holder.proc.once('exit', resolve))
+  await second.open()
+  t.pass('the lock of a dead process is taken over')
+  const third = start()
+  t.match(await third.line, new RegExp(`^refused .*already open in process ${process.pid}`), 'and now another process is refused in turn')
+  await second.close()
+  const fourth = start()
+  t.equal(await fourth.line, 'opened', 'a closed store lets the next process in')
+  fourth.proc.stdin?.write('close\n')
+  await new Promise((resolve) => fourth.proc.once('exit', resolve))
 })

@@ -1,13 +1,14 @@
 // An in-process label store for tests and development. NOT durable: a crash or restart loses
-// every label and deletion record (DESIGN.md §6 Durable excepts it). Every method runs to the end
+// every label and deletion record (docs/ARCHITECTURE.md, "Invariants": Durable excepts it). Every method runs to the end
 // synchronously, so each is atomic.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { FST_CUSTOMER_DATA_CLOSED } from '../errors.js'
+import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import { checkKnownKeys } from './store-options.js'
 import {
-  addCounts, countByKind, distinctResources,
+  addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
-  type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+  type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
 import {
   applyDeletionAttempt, deletionCursor, parseDeletionCursor,
@@ -42,6 +43,7 @@ export class MemoryStore implements LabelStore {
   #byLease = new Map<string, Set<number>>()
   #uncovered = new Map<string, Set<number>>() // instance+customer → uncovered rows, seq order
   #byDeletion = new Map<string, Set<number>>()
+  #byResource = new Map<string, Set<number>>() // instance+kind+id → rows, for withdraw
   #deletions = new Map<string, DeletionRecord>()
   #running = new Map<string, string>() // instance+customer → unfinished deletion id
   #events = new EventEmitter()
@@ -49,6 +51,10 @@ export class MemoryStore implements LabelStore {
   #closed = false
 
   constructor (options: MemoryStoreOptions = {}) {
+    checkKnownKeys('memoryStore', options, ['secret'])
+    if (options.secret !== undefined && (!Buffer.isBuffer(options.secret) || options.secret.length < 16)) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('memoryStore secret must be a Buffer of at least 16 bytes')
+    }
     this.#secret = options.secret ?? randomBytes(32)
     this.#events.setMaxListeners(0)
   }
@@ -63,6 +69,7 @@ export class MemoryStore implements LabelStore {
 
   async label (labels: readonly LabelInput[]): Promise<void> {
     this.#check()
+    for (const l of labels) checkLabel(l)
     for (const l of labels) {
       for (const customer of l.customers) {
         const row: Row = {
@@ -82,6 +89,7 @@ export class MemoryStore implements LabelStore {
         this.#rows.set(row.seq, row)
         setAdd(this.#byLease, l.leaseId, row.seq)
         setAdd(this.#uncovered, l.instance + sep + customer, row.seq)
+        setAdd(this.#byResource, resourceKey(l.instance, l.kind, l.id), row.seq)
       }
     }
   }
@@ -103,12 +111,15 @@ export class MemoryStore implements LabelStore {
     return lost
   }
 
-  async commit (leaseId: string, now: number): Promise<CommitResult> {
+  async commit (leaseId: string, now: number, replace = false): Promise<CommitResult> {
     this.#check()
     const seqs = this.#byLease.get(leaseId)
     if (seqs === undefined) return { status: 'gone' }
     const rows = [...seqs].map((seq) => this.#rows.get(seq) as Row)
     if (rows.some((r) => r.state === 'doomed')) return { status: 'doomed', resources: distinctResources(rows) }
+    if (replace) {
+      for (const r of distinctResources(rows)) this.#withdrawNow(rows[0].instance, r.kind, [r.id], leaseId)
+    }
     for (const row of rows) {
       row.leaseId = null
       row.state = 'committed'
@@ -137,7 +148,27 @@ export class MemoryStore implements LabelStore {
     return refs
   }
 
+  async withdraw (input: WithdrawInput): Promise<number> {
+    this.#check()
+    checkWithdraw(input)
+    return this.#withdrawNow(input.instance, input.kind, input.ids, input.exceptLease)
+  }
+
+  #withdrawNow (instance: string, kind: string, ids: readonly string[], exceptLease?: string): number {
+    let removed = 0
+    for (const id of ids) {
+      for (const seq of [...this.#byResource.get(resourceKey(instance, kind, id)) ?? []]) {
+        const row = this.#rows.get(seq) as Row
+        if (row.state !== 'committed' || (exceptLease !== undefined && row.leaseId === exceptLease)) continue
+        this.#remove(row)
+        removed++
+      }
+    }
+    return removed
+  }
+
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
+    checkStoreText('the instance', input.instance)
     this.#check()
     const ck = input.instance + sep + input.customer
     let created = false
@@ -217,6 +248,7 @@ export class MemoryStore implements LabelStore {
 
   async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
     this.#check()
+    if (!isDeletionId(deletionId) || instance.includes('\u0000')) return null
     const rec = this.#deletions.get(deletionId)
     return rec !== undefined && rec.instance === instance ? copyDeletion(rec) : null
   }
@@ -232,8 +264,9 @@ export class MemoryStore implements LabelStore {
   }
 
   async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
+    checkStoreText('the instance', instance)
     this.#check()
-    const after = cursor === null ? 0 : Number(cursor)
+    const after = Number(parseSeqCursor(cursor))
     const items = []
     let last = 0
     let more = false
@@ -255,6 +288,7 @@ export class MemoryStore implements LabelStore {
   #remove (row: Row): void {
     this.#rows.delete(row.seq)
     if (row.leaseId !== null) setDelete(this.#byLease, row.leaseId, row.seq)
+    setDelete(this.#byResource, resourceKey(row.instance, row.kind, row.id), row.seq)
     const ck = row.instance + sep + row.customer
     if (row.deletionId !== null) {
       setDelete(this.#byDeletion, row.deletionId, row.seq)
@@ -310,6 +344,10 @@ export class MemoryStore implements LabelStore {
     }
     return { running: this.#running.size, oldestCreatedAt: oldest }
   }
+}
+
+function resourceKey (instance: string, kind: string, id: string): string {
+  return instance + sep + kind + sep + id
 }
 
 function setAdd<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {

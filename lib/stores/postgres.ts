@@ -1,4 +1,4 @@
-// The fleet label store on PostgreSQL (DESIGN.md §7): several server replicas share one database.
+// The fleet label store on PostgreSQL (docs/ARCHITECTURE.md, "Stores"): several server replicas share one database.
 // Batches are claimed with FOR UPDATE SKIP LOCKED, so any replica can run or resume a deletion;
 // doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
 //
@@ -6,23 +6,49 @@
 // cover_seq. Label inserts take a shared advisory lock on (instance, customer) and a deletion
 // takes it exclusively, so a deletion sees every label acknowledged before it and every later
 // label gets a higher seq.
-import pg from 'pg'
+import type pg from 'pg'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
+import { loadDriver } from './driver.js'
+import { checkInteger, checkKnownKeys } from './store-options.js'
 import {
-  addCounts, countByKind, distinctResources,
+  addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
-  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
 import {
   applyDeletionAttempt, deletionCursor, parseDeletionCursor,
   type DeletionFailureInput, type DeletionPage, type DeletionProgress, type KindFailure, type ListDeletionsOptions, type RunningSummary
 } from '../store.js'
 
+/** A query's result, as pg returns it. */
+export interface PostgresQueryResult {
+  rows: unknown[]
+  rowCount: number | null
+}
+
+/** A connection checked out of a pool (a pg PoolClient fits). */
+export interface PostgresPoolClient {
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  release(destroy?: boolean): void
+  on(event: string, listener: (...args: any[]) => void): unknown
+}
+
+/**
+ * What the store needs of a connection pool, described by shape so that hosts need no @types/pg:
+ * a `pg.Pool` fits.
+ */
+export interface PostgresPool {
+  connect(): Promise<PostgresPoolClient>
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  end(): Promise<void>
+  on(event: 'error', listener: (err: Error) => void): unknown
+}
+
 export interface PostgresStoreOptions {
   /** A pg Pool the host owns (not ended on close). */
-  pool?: pg.Pool
+  pool?: PostgresPool
   /** Or a connection string; the store then owns its pool. */
   connectionString?: string
   /** Schema holding the tables. Default `customer_data`. */
@@ -30,6 +56,15 @@ export interface PostgresStoreOptions {
   /** Pool size when the store creates the pool. Default 10. */
   max?: number
 }
+
+export const POSTGRES_DEFAULTS = {
+  schema: 'customer_data',
+  max: 10
+} as const
+/** More connections than PostgreSQL's default max_connections (100) can ever serve. */
+const MAX_POOL = 100
+// At least 2: one connection stays checked out for LISTEN, and queries need another.
+const POSTGRES_OPTIONS = ['pool', 'connectionString', 'schema', 'max'] as const
 
 const DOOMED = 2
 const STATES: LabelState[] = ['pending', 'committed', 'doomed']
@@ -71,7 +106,9 @@ function migrations (s: string): string[] {
      CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`,
     // v2: a resource labeled twice keeps both labels (see the SQLite store's v2).
     `DROP INDEX ${s}.labels_committed;`,
-    // v3: operators see a deletion's failed attempts and each failing kind's last error (the list
+    // v3: withdrawing a resource's labels finds them by (instance, kind, id).
+    `CREATE INDEX labels_by_resource ON ${s}.labels (instance, kind, rid);`,
+    // v4: operators see a deletion's failed attempts and each failing kind's last error (the list
     // route, the console); the instance's deletions are listed newest first from an index.
     `ALTER TABLE ${s}.deletions ADD COLUMN attempts integer NOT NULL DEFAULT 0;
      ALTER TABLE ${s}.deletions ADD COLUMN failures jsonb NOT NULL DEFAULT '{}';
@@ -174,6 +211,7 @@ export class PostgresStore implements LabelStore {
   /** The group-commit statement for this schema, built once. */
   readonly #groupSql: string
   readonly #options: PostgresStoreOptions
+  readonly #max: number
   #pool: pg.Pool | null = null
   #ownsPool: boolean
   #listener: pg.PoolClient | null = null
@@ -186,10 +224,18 @@ export class PostgresStore implements LabelStore {
   readonly #channel: string
 
   constructor (options: PostgresStoreOptions) {
-    if (options === null || typeof options !== 'object' || (options.pool === undefined && typeof options.connectionString !== 'string')) {
+    checkKnownKeys('postgresStore', options, POSTGRES_OPTIONS)
+    if (options.pool === undefined && typeof options.connectionString !== 'string') {
       throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore needs { pool } or { connectionString: "postgres://…" }')
     }
-    const schema = options.schema ?? 'customer_data'
+    if (options.pool !== undefined && (options.pool === null || typeof options.pool.connect !== 'function' || typeof options.pool.query !== 'function')) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore pool must be a pg Pool (new pg.Pool(…))')
+    }
+    if (options.pool !== undefined && options.max !== undefined) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore max sizes the pool the store creates; with { pool }, size your own pool')
+    }
+    this.#max = checkInteger('postgresStore max', options.max, { min: 2, max: MAX_POOL }, POSTGRES_DEFAULTS.max)
+    const schema = options.schema ?? POSTGRES_DEFAULTS.schema
     if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
     this.schema = schema
     this.#groupSql = groupSql(schema)
@@ -207,7 +253,8 @@ export class PostgresStore implements LabelStore {
   async open (): Promise<void> {
     if (this.#pool !== null) return
     this.#closed = false
-    const pool = this.#options.pool ?? new pg.Pool({ connectionString: this.#options.connectionString, max: this.#options.max ?? 10 })
+    const pool = (this.#options.pool as pg.Pool | undefined) ??
+      new (loadDriver<typeof pg>('pg').Pool)({ connectionString: this.#options.connectionString, max: this.#max })
     // An idle client losing its connection must not crash the host; the next query reconnects.
     pool.on('error', () => {})
     this.#pool = pool
@@ -307,12 +354,46 @@ export class PostgresStore implements LabelStore {
   }
 
   label (labels: readonly LabelInput[]): Promise<void> {
+    try {
+      for (const l of labels) checkLabel(l)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return this.#enqueue({ labels, resolve: () => {}, reject: () => {} }).then(() => {})
   }
 
   /** Commits share group transactions with labels (see the SQLite store for why that is safe). */
-  commit (leaseId: string): Promise<CommitResult> {
+  commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
+    if (replace) return this.#commitReplacing(leaseId)
     return this.#enqueue({ leaseId, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  }
+
+  /** A replacing commit is its own transaction: rare, and it must withdraw and commit together. */
+  async #commitReplacing (leaseId: string): Promise<CommitResult> {
+    const s = this.schema
+    return await this.#tx(async (c): Promise<CommitResult> => {
+      const rows = await this.#leaseRows(c, leaseId)
+      if (rows.length === 0) return { status: 'gone' }
+      const resources = distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid })))
+      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources }
+      for (const r of resources) await this.#withdrawIn(c, rows[0].instance, r.kind, [r.id], leaseId)
+      await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE lease_id = $1`, [leaseId])
+      return { status: 'committed' }
+    })
+  }
+
+  async withdraw (input: WithdrawInput): Promise<number> {
+    checkWithdraw(input)
+    if (input.ids.length === 0) return 0
+    return await this.#withdrawIn(this.#db, input.instance, input.kind, input.ids, input.exceptLease ?? '')
+  }
+
+  async #withdrawIn (c: pg.Pool | pg.PoolClient, instance: string, kind: string, ids: readonly string[], exceptLease: string): Promise<number> {
+    // exceptLease '' for none: committed rows have no lease, and NULL IS DISTINCT FROM '' holds.
+    const { rowCount } = await c.query(
+      `DELETE FROM ${this.schema}.labels WHERE instance = $1 AND kind = $2 AND rid = ANY($3::text[]) AND state = 1 AND lease_id IS DISTINCT FROM $4`,
+      [instance, kind, ids, exceptLease])
+    return rowCount ?? 0
   }
 
   #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
@@ -402,6 +483,7 @@ export class PostgresStore implements LabelStore {
 
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
     const s = this.schema
+    checkStoreText('the instance', input.instance)
     return await this.#tx(async (c) => {
       const { instance, customer } = input
       await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [instance + '\u0001' + customer])
@@ -475,6 +557,7 @@ export class PostgresStore implements LabelStore {
   }
 
   async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
+    if (!isDeletionId(deletionId) || instance.includes('\u0000')) return null
     const { rows } = await this.#db.query<DeletionRow>(`SELECT * FROM ${this.schema}.deletions WHERE id = $1 AND instance = $2`, [deletionId, instance])
     return rows.length > 0 ? toRecord(rows[0]) : null
   }
@@ -487,11 +570,13 @@ export class PostgresStore implements LabelStore {
 
   async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
     const s = this.schema
+    const after = parseSeqCursor(cursor).toString()
+    checkStoreText('the instance', instance)
     const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string, labeled_at: string, state: number }>(
       `SELECT seq, kind, rid, labeled_at, state FROM ${s}.labels
        WHERE instance = $1 AND customer = $2
          AND seq > greatest($3::bigint, coalesce((SELECT cover_seq FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'), 0))
-       ORDER BY seq LIMIT $4`, [instance, customer, cursor ?? '0', limit + 1])
+       ORDER BY seq LIMIT $4`, [instance, customer, after, limit + 1])
     const items = rows.slice(0, limit)
     return {
       items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: Number(r.labeled_at), state: STATES[r.state] })),

@@ -1,4 +1,4 @@
-// The embedded label store on better-sqlite3 (DESIGN.md §7): WAL, versioned migrations, one
+// The embedded label store on better-sqlite3 (docs/ARCHITECTURE.md, "Stores"): WAL, versioned migrations, one
 // process. Labels are acknowledged only after the transaction that wrote them is durable; labels
 // from concurrent requests share one transaction (group commit), so a busy server pays one
 // fsync per event-loop turn, not one per request. The fsync itself runs off the event loop
@@ -9,16 +9,19 @@
 // row of every covered label need not be touched when the deletion is recorded, so recording
 // costs the same for a customer with ten labels or a million. Only pending labels (writers in
 // flight) are marked doomed.
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
+import { loadDriver } from './driver.js'
+import { SqliteProcessLock } from './sqlite-lock.js'
+import { checkInteger, checkKnownKeys } from './store-options.js'
 import { WalSync } from './sqlite-wal-sync.js'
 import {
-  addCounts, countByKind, distinctResources,
+  addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
-  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput
+  type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
 import {
   applyDeletionAttempt, deletionCursor, parseDeletionCursor,
@@ -36,6 +39,14 @@ export interface SqliteStoreOptions {
   /** Most writes (label requests and commits) in one group transaction. Default 1000. */
   maxGroup?: number
 }
+
+export const SQLITE_DEFAULTS = {
+  synchronous: 'FULL',
+  maxGroup: 1000
+} as const
+/** A larger group holds the event loop for one transaction longer than a request should wait. */
+const MAX_GROUP = 100_000
+const SQLITE_OPTIONS = ['path', 'synchronous', 'maxGroup'] as const
 
 const DOOMED = 2
 const CHECKPOINT_MS = 200
@@ -74,7 +85,9 @@ const MIGRATIONS = [
   // v2: a resource labeled twice keeps both labels; the index that found the older one doubled
   // the pages every commit wrote (its keys are random), for no part of the guarantee.
   'DROP INDEX labels_committed;',
-  // v3: operators see a deletion's failed attempts and each failing kind's last error (the list
+  // v3: withdrawing a resource's labels finds them by (instance, kind, id).
+  'CREATE INDEX labels_by_resource ON labels (instance, kind, rid);',
+  // v4: operators see a deletion's failed attempts and each failing kind's last error (the list
   // route, the console); the instance's deletions are listed newest first from an index.
   `ALTER TABLE deletions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE deletions ADD COLUMN failures TEXT NOT NULL DEFAULT '{}';
@@ -95,8 +108,8 @@ interface DeletionRow {
 
 /** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
 type QueuedWrite =
-  | { labels: readonly LabelInput[], leaseId?: undefined, resolve: (result?: CommitResult) => void, reject: (err: Error) => void }
-  | { labels?: undefined, leaseId: string, resolve: (result: CommitResult) => void, reject: (err: Error) => void }
+  | { labels: readonly LabelInput[], leaseId?: undefined, replace?: undefined, resolve: (result?: CommitResult) => void, reject: (err: Error) => void }
+  | { labels?: undefined, leaseId: string, replace: boolean, resolve: (result: CommitResult) => void, reject: (err: Error) => void }
 
 interface LabelRow { seq: number, instance: string, customer: string, kind: string, rid: string, state: number }
 
@@ -115,6 +128,9 @@ function prepareStatements (db: Database.Database) {
     commitLease: db.prepare(`UPDATE labels SET state = 1, lease_id = NULL WHERE lease_id = ?
       AND NOT EXISTS (SELECT 1 FROM labels WHERE lease_id = ? AND state = ${DOOMED})`),
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
+    withdraw: db.prepare<[string, string, string, string], { seq: number }>(
+      // The last parameter is the excepted lease, '' for none: `NULL IS NOT ''` holds for committed rows.
+      'DELETE FROM labels WHERE instance = ? AND kind = ? AND rid = ? AND state = 1 AND lease_id IS NOT ? RETURNING seq'),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
     maxSeq: db.prepare<[string, string], { m: number | null }>('SELECT max(seq) AS m FROM labels WHERE instance = ? AND customer = ?'),
@@ -182,18 +198,21 @@ export class SqliteStore implements LabelStore {
   /** Null with synchronous NORMAL: nothing waits for the disk. */
   #wal: WalSync | null = null
   #checkpointTimer: NodeJS.Timeout | null = null
+  /** Null for ':memory:', which no other process can open. */
+  #lock: SqliteProcessLock | null = null
   #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
   constructor (options: SqliteStoreOptions) {
-    if (options === null || typeof options !== 'object' || typeof options.path !== 'string' || options.path.length === 0) {
+    checkKnownKeys('sqliteStore', options, SQLITE_OPTIONS)
+    if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\u0000')) {
       throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
     }
-    const synchronous = options.synchronous ?? 'FULL'
+    const synchronous = options.synchronous ?? SQLITE_DEFAULTS.synchronous
     if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
     this.path = options.path
     this.#synchronous = synchronous
-    this.#maxGroup = options.maxGroup ?? 1000
+    this.#maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
     this.#events.setMaxListeners(0)
   }
 
@@ -204,7 +223,22 @@ export class SqliteStore implements LabelStore {
 
   async open (): Promise<void> {
     if (this.#db !== null) return
-    const db = new Database(this.path)
+    const Driver = loadDriver<typeof Database>('better-sqlite3')
+    const lock = this.path === ':memory:' ? null : SqliteProcessLock.acquire(this.path)
+    let db: Database.Database | null = null
+    try {
+      db = new Driver(this.path)
+      this.#prepare(db)
+    } catch (err) {
+      db?.close()
+      lock?.release()
+      throw err
+    }
+    this.#lock = lock
+  }
+
+  /** Sets the connection up and migrates the schema; the caller closes `db` if it throws. */
+  #prepare (db: Database.Database): void {
     // ':memory:' (and a file system without shared memory) cannot use WAL: there SQLite syncs itself.
     const wal = db.pragma('journal_mode = WAL', { simple: true }) === 'wal'
     // FULL durability comes from WalSync, which fsyncs the WAL off the event loop before anything
@@ -216,16 +250,15 @@ export class SqliteStore implements LabelStore {
     db.pragma('wal_autocheckpoint = 0') // the checkpointer worker does it, off the event loop
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > MIGRATIONS.length) {
-      db.close()
       throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${this.path} has schema version ${version}, newer than this version of fastify-customer-data (${MIGRATIONS.length}); upgrade the package`)
     }
     db.transaction(() => {
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
       db.pragma(`user_version = ${MIGRATIONS.length}`)
     }).immediate()
-    this.#db = db
     this.#q = prepareStatements(db)
     if (wal && this.#synchronous === 'FULL') this.#wal = WalSync.open(this.path)
+    this.#db = db
     this.#checkpointer = new Checkpointer(this.path)
     this.#checkpointTimer = setInterval(() => { this.#checkpointer?.nudge() }, CHECKPOINT_MS)
     this.#checkpointTimer.unref()
@@ -242,6 +275,8 @@ export class SqliteStore implements LabelStore {
     this.#wal = null
     this.#db.close() // the last connection to close checkpoints and removes the WAL
     this.#db = null
+    this.#lock?.release()
+    this.#lock = null
     this.#claims.clear()
     this.#events.removeAllListeners()
   }
@@ -255,6 +290,11 @@ export class SqliteStore implements LabelStore {
   }
 
   label (labels: readonly LabelInput[]): Promise<void> {
+    try {
+      for (const l of labels) checkLabel(l)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return this.#enqueue({ labels, resolve: () => {}, reject: () => {} }).then(() => {})
   }
 
@@ -263,8 +303,26 @@ export class SqliteStore implements LabelStore {
    * writer goes on: a commit lost in a crash leaves the label pending, and a deletion still
    * covers pending labels.
    */
-  commit (leaseId: string): Promise<CommitResult> {
-    return this.#enqueue({ leaseId, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
+    return this.#enqueue({ leaseId, replace, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
+  }
+
+  /** Durable before it resolves: a withdrawal lost in a crash would bring a stale label back. */
+  async withdraw (input: WithdrawInput): Promise<number> {
+    checkWithdraw(input)
+    const removed = this.#conn.transaction(() => {
+      let n = 0
+      for (const id of input.ids) n += this.#withdrawNow(input.instance, input.kind, id, input.exceptLease ?? '')
+      return n
+    }).immediate()
+    await this.#durable()
+    return removed
+  }
+
+  #withdrawNow (instance: string, kind: string, id: string, exceptLease: string): number {
+    const rows = this.#q.withdraw.all(instance, kind, id, exceptLease)
+    for (const r of rows) this.#claims.delete(r.seq)
+    return rows.length
   }
 
   #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
@@ -296,7 +354,7 @@ export class SqliteStore implements LabelStore {
       let results: Array<CommitResult | undefined>
       try {
         results = this.#conn.transaction(() => group.map((write) => {
-          if (write.leaseId !== undefined) return this.#commitNow(write.leaseId)
+          if (write.leaseId !== undefined) return this.#commitNow(write.leaseId, write.replace)
           for (const l of write.labels) {
             for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
           }
@@ -306,15 +364,19 @@ export class SqliteStore implements LabelStore {
         for (const write of group) write.reject(err as Error)
         continue
       }
-      const labels: QueuedWrite[] = []
+      // Labels and replacing commits wait for the disk (a lost withdrawal would bring stale labels
+      // back); plain commits need not (a lost one leaves its label pending, which deletions cover).
+      const durable: Array<() => void> = []
+      const rejects: Array<(err: Error) => void> = []
       group.forEach((write, i) => {
-        if (write.leaseId !== undefined) write.resolve(results[i] as CommitResult)
-        else labels.push(write)
+        if (write.leaseId !== undefined && !write.replace) { write.resolve(results[i] as CommitResult); return }
+        durable.push(() => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
+        rejects.push(write.reject)
       })
-      if (labels.length > 0) {
+      if (durable.length > 0) {
         this.#durable().then(
-          () => { for (const write of labels) (write.resolve as () => void)() },
-          (err: Error) => { for (const write of labels) write.reject(err) })
+          () => { for (const resolve of durable) resolve() },
+          (err: Error) => { for (const reject of rejects) reject(err) })
       }
     }
   }
@@ -335,7 +397,13 @@ export class SqliteStore implements LabelStore {
     return this.#q.coverSeq.get(instance, customer)?.cover_seq ?? 0
   }
 
-  #commitNow (leaseId: string): CommitResult {
+  #commitNow (leaseId: string, replace: boolean): CommitResult {
+    if (replace) {
+      const rows = this.#q.leaseRows.all(leaseId)
+      if (rows.length === 0) return { status: 'gone' }
+      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources: distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid }))) }
+      for (const r of distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid })))) this.#withdrawNow(rows[0].instance, r.kind, r.id, leaseId)
+    }
     if (this.#q.commitLease.run(leaseId, leaseId).changes > 0) return { status: 'committed' }
     const rows = this.#q.leaseRows.all(leaseId) // nothing committed: no labels left, or doomed ones
     if (rows.length === 0) return { status: 'gone' }
@@ -367,6 +435,7 @@ export class SqliteStore implements LabelStore {
   }
 
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
+    checkStoreText('the instance', input.instance)
     let doomed: string[] = []
     const result = this.#conn.transaction(() => {
       const { instance, customer } = input
@@ -431,6 +500,7 @@ export class SqliteStore implements LabelStore {
   }
 
   async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
+    if (!isDeletionId(deletionId) || instance.includes('\u0000')) return null
     const rec = this.#q.byId.get(deletionId)
     return rec !== undefined && rec.instance === instance ? toRecord(rec) : null
   }
@@ -440,7 +510,8 @@ export class SqliteStore implements LabelStore {
   }
 
   async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
-    const after = Math.max(cursor === null ? 0 : Number(cursor), this.#coverSeq(instance, customer))
+    checkStoreText('the instance', instance)
+    const after = Math.max(Number(parseSeqCursor(cursor)), this.#coverSeq(instance, customer))
     const rows = this.#q.exportPage.all(instance, customer, after, limit + 1)
     const more = rows.length > limit
     const items = rows.slice(0, limit)

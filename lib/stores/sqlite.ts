@@ -153,7 +153,7 @@ function prepareStatements (db: Database.Database) {
   }
 }
 
-/** The deletion columns schema v3 added for operators. */
+/** The deletion columns schema v4 added for operators. */
 interface OpsColumns { attempts: number, failures: string }
 
 /** The operations statements (lib/store.ts), prepared once per connection. */

@@ -301,6 +301,7 @@ export class CustomerDataEngine implements LeaseHost {
 
   async #run (deletionId: string, instance: string): Promise<DeletionRecord | null> {
     let failures = 0
+    let progressed = false
     let after: string | null = null
     while (!this.#stop.signal.aborted) {
       try {
@@ -331,7 +332,9 @@ export class CustomerDataEngine implements LeaseHost {
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
         this.events.publish('batch-erased', { deletionId, instance, erased })
-        if (failures > 0) await this.#noteAttempt(deletionId, instance, null)
+        // The first success of a run also clears failures noted by a replica that ran it before.
+        if (failures > 0 || !progressed) await this.#noteAttempt(deletionId, instance, null)
+        progressed = true
         failures = 0
         await yieldToLoop()
       } catch (err) {

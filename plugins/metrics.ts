@@ -3,16 +3,27 @@
 // registered, so hosts without metrics do not need it.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { Registry } from 'prom-client'
 import { FST_CUSTOMER_DATA_INVALID_OPTION } from '../lib/errors.js'
 import { DEFAULT_METRICS_PREFIX, deletionMetrics } from '../lib/metrics.js'
+
+/**
+ * The part of a prom-client `Registry` this plugin uses. Described, not imported, so the published
+ * types compile in a host without prom-client.
+ */
+export interface MetricsRegistry {
+  readonly contentType: string
+  metrics(): Promise<string>
+  getSingleMetric(name: string): unknown
+  removeSingleMetric(name: string): void
+  registerMetric(metric: never): void
+}
 
 export interface CustomerDataMetricsOptions {
   /**
    * The prom-client registry to add the metrics to. Default: prom-client's global `register`, the
    * one fastify-metrics and most hosts already expose.
    */
-  registry?: Registry
+  registry?: MetricsRegistry
   /** Serve the registry at this path (e.g. '/metrics'). Default: no route (the host serves it). */
   path?: string
   /** Metric name prefix. Default 'customer_data_'. */
@@ -36,7 +47,7 @@ const plugin: FastifyPluginAsync<CustomerDataMetricsOptions> = async (fastify, o
     throw new FST_CUSTOMER_DATA_INVALID_OPTION('metrics path must start with "/", e.g. "/metrics"')
   }
   const prom = await loadPromClient()
-  const registry = options.registry ?? prom.register
+  const registry = (options.registry ?? prom.register) as import('prom-client').Registry
   if (registry === null || typeof registry !== 'object' || typeof registry.metrics !== 'function') {
     throw new FST_CUSTOMER_DATA_INVALID_OPTION('metrics registry must be a prom-client Registry')
   }

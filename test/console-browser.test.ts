@@ -105,6 +105,9 @@ test('the console, end to end in headless Chromium', { skip: skipReason() }, asy
   await page.click('#delete-start')
   await page.waitForSelector('#confirm:not([hidden])')
   t.equal(await page.textContent('#confirm-customer'), EVIL_CUSTOMER)
+  // The README's picture: a stuck deletion, a look-up shown as text, the confirmation.
+  mkdirSync(new URL('.', SCREENSHOT), { recursive: true })
+  await page.screenshot({ path: SCREENSHOT.pathname, fullPage: true })
   const navigations: string[] = []
   page.on('framenavigated', (frame) => { navigations.push(frame.url()) })
   await page.click('#delete-confirm')
@@ -116,9 +119,6 @@ test('the console, end to end in headless Chromium', { skip: skipReason() }, asy
   await page.waitForFunction("document.getElementById('lookup-count').textContent === 'nothing'")
   t.ok(await page.isHidden('#lookup-table'), 'a fresh look-up finds nothing left')
   t.equal(await page.evaluate('typeof window.__pwned'), 'undefined', 'no script from the data ran')
-
-  mkdirSync(new URL('.', SCREENSHOT), { recursive: true })
-  await page.screenshot({ path: SCREENSHOT.pathname, fullPage: true })
 
   // The stuck deletion completes once its eraser recovers; the page updates itself.
   jobs.failing = false

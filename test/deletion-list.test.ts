@@ -192,3 +192,30 @@ test('a store that is down: the list and the status route answer 503 with Retry-
   flaky.down = false
   t.equal((await app.inject({ url: '/v1/user_data/deletions', headers: H1 })).statusCode, 200)
 })
+
+test('a run that takes a deletion over clears the failures a previous replica noted, once it erases', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let calls = 0
+  const erasers = { audio: async () => { if (++calls === 2) await gate } }
+  const { app, store } = await buildApp({ erasers, batchSize: 1, reaperMs: 60_000, waitMs: 100 })
+  t.teardown(() => app.close())
+  await labelCommitted(app, 'instance-1', SECRET_IDS[2], 'audio', 'a1')
+  await labelCommitted(app, 'instance-1', SECRET_IDS[2], 'audio', 'a2')
+  // What a replica that died while its eraser failed leaves on the record.
+  const { deletion } = await store.requestDeletion({ id: 'left-by-replica-a', instance: 'instance-1', customer: app.customerData.engine.digest(SECRET_IDS[2]), now: Date.now() })
+  await store.noteDeletionAttempt(deletion.id, { kind: 'audio', error: 'disk offline on replica A', failedAt: Date.now(), nextRetryAt: Date.now() + 1000 })
+  const url = `/v1/user_data/deletions/${deletion.id}`
+  t.equal((await app.inject({ url, headers: H1 })).json().progress.attempts, 1)
+
+  const res = await app.inject({ method: 'DELETE', url: `/v1/user_data?customer_id=${SECRET_IDS[2]}`, headers: H1 })
+  t.equal(res.json().deletion_id, deletion.id, 'this process joins and runs it')
+  t.equal(res.statusCode, 202, 'the second batch is still erasing')
+  const running = await until(async () => (await app.inject({ url, headers: H1 })).json(), (d) => d.progress.attempts === 0, 'the old failure cleared')
+  t.equal(running.status, 'running')
+  t.same(running.progress.failures, {}, 'no stale error while it makes progress')
+  t.equal(running.progress.remaining_labels, 1)
+  release()
+  const done = await until(async () => (await app.inject({ url, headers: H1 })).json(), (d) => d.status === 'completed', 'completion')
+  t.same(done.erased, { audio: 2 })
+})

@@ -47,7 +47,7 @@ test('packed, installed and used as strangers do', { timeout: 2 * INSTALL_TIMEOU
     t.same(files.filter((f) => /^(dist\/(examples|bench|test)\/|test\/|lib\/|plugins\/|examples\/|bench\/|\.ci\/)/.test(f)), [], 'no examples, benchmarks, tests or TypeScript sources')
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, peerDependenciesMeta: Record<string, { optional: boolean }> }
     t.notOk('better-sqlite3' in pkg.dependencies || 'pg' in pkg.dependencies, 'the drivers are not hard dependencies')
-    t.same(pkg.peerDependenciesMeta, { 'better-sqlite3': { optional: true }, pg: { optional: true } })
+    t.same(pkg.peerDependenciesMeta, { 'better-sqlite3': { optional: true }, pg: { optional: true }, 'prom-client': { optional: true } }, 'the drivers and prom-client (metrics) are optional peers')
     const types = readFileSync(join(root, 'dist', 'lib', 'stores', 'postgres.d.ts'), 'utf8') + readFileSync(join(root, 'dist', 'lib', 'stores', 'sqlite.d.ts'), 'utf8')
     t.notMatch(types, /from ['"](pg|better-sqlite3)['"]/, 'the published types import no driver types')
   })

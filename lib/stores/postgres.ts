@@ -620,7 +620,9 @@ export class PostgresStore implements LabelStore {
   async noteDeletionAttempt (deletionId: string, failure: DeletionFailureInput | null): Promise<void> {
     const s = this.schema
     if (failure === null) {
-      await this.#db.query(`UPDATE ${s}.deletions SET attempts = 0, failures = '{}' WHERE id = $1 AND status = 'running'`, [deletionId])
+      // Nothing to clear is no write (and no dead row version).
+      await this.#db.query(`UPDATE ${s}.deletions SET attempts = 0, failures = '{}'
+        WHERE id = $1 AND status = 'running' AND (attempts > 0 OR failures <> '{}'::jsonb)`, [deletionId])
       return
     }
     const entry = applyDeletionAttempt({ attempts: 0, failures: {} }, failure).failures

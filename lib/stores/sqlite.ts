@@ -153,7 +153,7 @@ function prepareStatements (db: Database.Database) {
   }
 }
 
-/** The deletion columns schema v3 added for operators. */
+/** The deletion columns schema v4 added for operators. */
 interface OpsColumns { attempts: number, failures: string }
 
 /** The operations statements (lib/store.ts), prepared once per connection. */
@@ -564,6 +564,7 @@ export class SqliteStore implements LabelStore {
     this.#conn.transaction(() => {
       const rec = this.#q.byId.get(deletionId) as (DeletionRow & OpsColumns) | undefined
       if (rec === undefined || rec.status !== 'running') return
+      if (failure === null && rec.attempts === 0 && rec.failures === '{}') return // nothing to clear: no write
       const next = applyDeletionAttempt({ attempts: rec.attempts, failures: JSON.parse(rec.failures) }, failure)
       this.#ops.setAttempts.run(next.attempts, JSON.stringify(next.failures), deletionId)
     }).immediate()

@@ -304,6 +304,7 @@ export class CustomerDataEngine implements LeaseHost {
     let progressed = false
     let after: string | null = null
     while (!this.#stop.signal.aborted) {
+      let claimed: ClaimedLabel[] = []
       try {
         const now = Date.now()
         const batch = await this.store.claimBatch(deletionId, {
@@ -328,6 +329,7 @@ export class CustomerDataEngine implements LeaseHost {
           }
           return rec
         }
+        claimed = batch
         after = batch[batch.length - 1].key
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
@@ -338,6 +340,7 @@ export class CustomerDataEngine implements LeaseHost {
         failures = 0
         await yieldToLoop()
       } catch (err) {
+        if (claimed.length > 0) await this.store.abandonBatch?.(deletionId, claimed.map((l) => l.key)).catch(() => {})
         failures++
         const delay = this.#backoff(failures)
         this.#log.warn({ deletionId, attempt: failures, retryInMs: delay, err: describe(err) }, 'customer data deletion batch failed; retrying')

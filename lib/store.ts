@@ -136,8 +136,16 @@ export interface LabelStore {
    * whose lease expired. Labels claimed by another live worker are skipped.
    */
   claimBatch(deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]>
-  /** Atomically removes the batch's labels and adds `erased` to the deletion's counts. */
+  /**
+   * Atomically removes the batch's labels and adds `erased` to the deletion's counts. Keys whose
+   * labels vanished meanwhile (withdrawn) are no error.
+   */
   completeBatch(deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void>
+  /**
+   * Optional: the erasers of a claimed batch failed. A store whose batch is an open transaction
+   * (PostgreSQL) rolls it back so the labels can be claimed again; others let the claim expire.
+   */
+  abandonBatch?(deletionId: string, keys: readonly string[]): Promise<void>
   /** Marks the deletion completed if no covered label remains; returns its record. */
   finishDeletion(deletionId: string, now: number): Promise<DeletionRecord | null>
   getDeletion(instance: string, deletionId: string): Promise<DeletionRecord | null>

@@ -123,3 +123,60 @@ test('dropped connections during a deletion: it resumes and completes', { skip }
   await other.close()
   await engine.close()
 })
+
+/** The layout of version 2 (the last before labels were written once), as it created its tables. */
+const V2_LAYOUT = (s: string): string => `
+  CREATE SCHEMA ${s};
+  CREATE TABLE ${s}.schema_version (version integer NOT NULL);
+  INSERT INTO ${s}.schema_version VALUES (2);
+  CREATE TABLE ${s}.meta (key text PRIMARY KEY, value bytea NOT NULL);
+  CREATE TABLE ${s}.labels (seq bigserial PRIMARY KEY, instance text NOT NULL, customer text NOT NULL, kind text NOT NULL,
+    rid text NOT NULL, state smallint NOT NULL, lease_id text, lease_expires bigint NOT NULL DEFAULT 0, labeled_at bigint NOT NULL,
+    claim_owner text, claim_until bigint NOT NULL DEFAULT 0);
+  CREATE INDEX labels_by_customer ON ${s}.labels (instance, customer, seq);
+  CREATE INDEX labels_by_lease ON ${s}.labels (lease_id) WHERE lease_id IS NOT NULL;
+  CREATE INDEX labels_pending ON ${s}.labels (instance, customer) WHERE state = 0;
+  CREATE TABLE ${s}.deletions (id text PRIMARY KEY, instance text NOT NULL, customer text NOT NULL, cover_seq bigint NOT NULL,
+    status text NOT NULL, erased jsonb NOT NULL DEFAULT '{}', created_at bigint NOT NULL, completed_at bigint);
+  CREATE UNIQUE INDEX deletions_running ON ${s}.deletions (instance, customer) WHERE status = 'running';
+  CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`
+
+test('a store written by the version 2 layout migrates in place: its running deletion completes, its pending lease commits', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const c = new pg.Client({ connectionString: PG_URL })
+  await c.connect()
+  await c.query(V2_LAYOUT(s))
+  const now = Date.now()
+  // c: a committed label and a doomed one whose writer died, both covered by a running deletion;
+  // then a pending label written after the deletion. o: another customer's committed label.
+  await c.query(`INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES
+    ('i', 'c', 'audio', 'a1', 1, NULL, 0, $1), ('i', 'c', 'audio', 'dead', 2, 'L-dead', $2, $1),
+    ('i', 'o', 'audio', 'o1', 1, NULL, 0, $1)`, [now - 5000, now - 1000])
+  await c.query(`INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, erased, created_at) VALUES ('D', 'i', 'c', 2, 'running', '{}', $1)`, [now - 2000])
+  await c.query(`INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES ('i', 'c', 'audio', 'p1', 0, 'L-live', $1, $2)`, [now + 60_000, now])
+  await c.end()
+
+  const erased: string[] = []
+  const store = postgresStore({ connectionString: PG_URL, schema: s })
+  const engine = new CustomerDataEngine({ store, reaperMs: 1e6, erasers: { audio: async (ids) => { erased.push(...ids) } } })
+  await engine.start()
+  t.teardown(() => engine.close())
+  let rec = await store.getDeletion('i', 'D')
+  for (let i = 0; i < 100 && rec?.status !== 'completed'; i++) {
+    await sleep(50)
+    rec = await store.getDeletion('i', 'D')
+  }
+  t.equal(rec?.status, 'completed', 'the deletion recorded by the old layout completes')
+  t.same(rec?.erased, { audio: 2 })
+  t.same(erased.sort(), ['a1', 'dead'], 'its committed and its expired doomed label were erased')
+  const page = await store.exportLabels('i', 'c', 10, null)
+  t.same(page.items.map((i) => `${i.id}/${i.state}`), ['p1/pending'], 'the pending label moved over with its lease')
+  t.same(await store.commit('L-live', Date.now()), { status: 'committed' })
+  t.same((await store.exportLabels('i', 'c', 10, null)).items.map((i) => `${i.id}/${i.state}`), ['p1/committed'])
+  t.same((await store.exportLabels('i', 'o', 10, null)).items.map((i) => i.id), ['o1'], 'other customers keep their labels')
+  const check = new pg.Client({ connectionString: PG_URL })
+  await check.connect()
+  t.same((await check.query(`SELECT version FROM ${s}.schema_version`)).rows, [{ version: POSTGRES_SCHEMA_VERSION }])
+  await check.end()
+})

@@ -1,16 +1,21 @@
 // The fleet label store on PostgreSQL (docs/ARCHITECTURE.md, "Stores"): several server replicas share one database.
-// Batches are claimed with FOR UPDATE SKIP LOCKED, so any replica can run or resume a deletion;
-// doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
+// Doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
 //
-// As in the SQLite store, a deletion covers the labels of (instance, customer) at or below its
-// cover_seq. Label inserts take a shared advisory lock on (instance, customer) and a deletion
-// takes it exclusively, so a deletion sees every label acknowledged before it and every later
-// label gets a higher seq.
+// Layout (docs/ARCHITECTURE.md, "Store layout"): a label is written once into `labels` and never
+// updated; what changes while its writer works (lease, expiry, doomed) lives in the small
+// `pending` table, and a commit deletes the lease's pending rows. So a commit rewrites no entry of
+// the big indexes. A deletion covers the labels of (instance, customer) at or below its cover_seq.
+// Label inserts take a shared advisory lock on (instance, customer) and a deletion takes it
+// exclusively, so a deletion sees every label acknowledged before it and every later label gets a
+// higher seq. A deletion batch is one transaction: it deletes the labels it claims (FOR UPDATE
+// SKIP LOCKED, so other replicas take other labels), the eraser runs, and the commit adds the
+// counts; a crash or a failed eraser rolls it back and the labels are claimed again.
 import type pg from 'pg'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { loadDriver } from './driver.js'
+import { GroupCommit } from './group-commit.js'
 import { checkInteger, checkKnownKeys } from './store-options.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
@@ -66,11 +71,12 @@ const MAX_POOL = 100
 // At least 2: one connection stays checked out for LISTEN, and queries need another.
 const POSTGRES_OPTIONS = ['pool', 'connectionString', 'schema', 'max'] as const
 
-const DOOMED = 2
-const STATES: LabelState[] = ['pending', 'committed', 'doomed']
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/
-const NOTIFY_CHUNK = 150
-const FLUSHERS = 4 // concurrent group transactions // lease ids per NOTIFY payload (8000-byte limit)
+const NOTIFY_CHUNK = 150 // lease ids per NOTIFY payload (8000-byte limit)
+const MAX_GROUP = 1000 // writes per group statement: bounds its arrays and its row locks
+/** Groups waiting on a customer lock (a deletion in progress) before others go around them. */
+const STALL_MS = 20
+const MAX_FLUSHERS = 4
 
 function migrations (s: string): string[] {
   return [
@@ -106,8 +112,29 @@ function migrations (s: string): string[] {
      CREATE INDEX deletions_running_age ON ${s}.deletions (created_at) WHERE status = 'running';`,
     // v2: a resource labeled twice keeps both labels (see the SQLite store's v2).
     `DROP INDEX ${s}.labels_committed;`,
-    // v3: withdrawing a resource's labels finds them by (instance, kind, id).
-    `CREATE INDEX labels_by_resource ON ${s}.labels (instance, kind, rid);`,
+    // v3: labels are written once; a writer's state moves to the small pending table, so a commit
+    // deletes a pending row instead of rewriting a label and its index entries. Committed labels
+    // (state 1) have no pending row; pending (0) and doomed (2) ones move over with their lease.
+    // Batch claims become row locks of one transaction, and withdraw finds labels by resource.
+    `CREATE TABLE ${s}.pending (
+       seq bigint PRIMARY KEY,
+       instance text NOT NULL,
+       customer text NOT NULL,
+       kind text NOT NULL,
+       rid text NOT NULL,
+       lease_id text NOT NULL,
+       lease_expires bigint NOT NULL,
+       doomed boolean NOT NULL DEFAULT false
+     );
+     INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires, doomed)
+       SELECT seq, instance, customer, kind, rid, coalesce(lease_id, ''), lease_expires, state = 2 FROM ${s}.labels WHERE state <> 1;
+     CREATE INDEX pending_by_lease ON ${s}.pending (lease_id);
+     CREATE INDEX pending_by_customer ON ${s}.pending (instance, customer);
+     DROP INDEX ${s}.labels_by_lease;
+     DROP INDEX ${s}.labels_pending;
+     ALTER TABLE ${s}.labels DROP CONSTRAINT labels_pkey,
+       DROP COLUMN state, DROP COLUMN lease_id, DROP COLUMN lease_expires, DROP COLUMN claim_owner, DROP COLUMN claim_until;
+     CREATE INDEX labels_by_resource ON ${s}.labels (instance, kind, rid);`,
     // v4: operators see a deletion's failed attempts and each failing kind's last error (the list
     // route, the console); the instance's deletions are listed newest first from an index.
     `ALTER TABLE ${s}.deletions ADD COLUMN attempts integer NOT NULL DEFAULT 0;
@@ -128,7 +155,7 @@ interface DeletionRow {
   completed_at: string | null
 }
 
-interface LabelRow { seq: string, instance: string, customer: string, kind: string, rid: string, state: number }
+interface PendingRow { seq: string, instance: string, customer: string, kind: string, rid: string, doomed: boolean }
 
 /** The lock keys (sorted, so concurrent groups take them in one order) and columns of a group's labels. */
 function labelColumns (labels: readonly LabelInput[]): [string[], string[], string[], string[], string[], string[], string[], string[]] {
@@ -144,30 +171,126 @@ function labelColumns (labels: readonly LabelInput[]): [string[], string[], stri
 }
 
 /**
- * $1: sorted "instance customer" lock keys; $2–$8: label columns; $9: lease ids to commit. The
- * insert reads the lock count in its WHERE, an InitPlan evaluated before its first row, so no
- * label gets a seq before its customer's lock is held (a deletion holding the exclusive lock
- * reads max(seq) knowing no smaller seq can still appear). A lease with a doomed label is not
- * committed; the caller learns it from the returned rows.
+ * Every statement the store runs, as named prepared statements: each connection parses and plans
+ * a name once, and PostgreSQL keeps a generic plan for it. Every WHERE names the leading columns
+ * of an index, so the generic plans are index scans (docs/ARCHITECTURE.md, "Store layout").
  */
-function groupSql (s: string): string {
-  return `WITH locks AS (
-      SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k) AS held
-    ), inserted AS (
-      INSERT INTO ${s}.labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at)
-      SELECT i, c, k, r, 0, l, e, n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS t(i, c, k, r, l, e, n)
-      WHERE (SELECT n FROM locks) >= 0
-    ), target AS (
-      SELECT seq, lease_id, kind, rid, state FROM ${s}.labels WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
-    ), committed AS (
-      UPDATE ${s}.labels AS l SET state = 1, lease_id = NULL FROM target AS t
-      WHERE l.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.state = ${DOOMED})
-    )
-    SELECT lease_id, kind, rid, state FROM target`
+function statements (s: string) {
+  return {
+    /**
+     * One group: $1 sorted "instance customer" lock keys; $2–$8 label columns; $9 lease ids to
+     * commit. Each label's seq is drawn only after its customer's shared lock is held: the row
+     * filter that reads the lock runs before nextval in the select list. A customer whose lock a
+     * deletion holds is skipped, not waited for (its rows come back with their ordinal in
+     * `skipped`, and groupWait inserts them), so other customers' writes are not held up behind
+     * it. A lease with a doomed label is not committed; the caller learns it from the rows.
+     */
+    group: `WITH locks AS MATERIALIZED (
+        SELECT k FROM unnest($1::text[]) AS k WHERE pg_try_advisory_xact_lock_shared(hashtextextended(k, 0))
+      ), input AS MATERIALIZED (
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) WITH ORDINALITY AS t(i, c, k, r, l, e, n, o)
+      ), src AS MATERIALIZED (
+        SELECT nextval('${s}.labels_seq_seq') AS seq, i, c, k, r, l, e, n FROM input WHERE i || chr(1) || c IN (SELECT k FROM locks)
+      ), inserted AS (
+        INSERT INTO ${s}.labels (seq, instance, customer, kind, rid, labeled_at) SELECT seq, i, c, k, r, n FROM src
+      ), pending AS (
+        INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires) SELECT seq, i, c, k, r, l, e FROM src
+      ), target AS (
+        SELECT seq, lease_id, kind, rid, doomed FROM ${s}.pending WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
+      ), committed AS (
+        DELETE FROM ${s}.pending AS p USING target AS t
+        WHERE p.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.doomed)
+      )
+      SELECT lease_id, kind, rid, doomed, NULL::bigint AS skipped FROM target
+      UNION ALL
+      SELECT NULL, NULL, NULL, NULL, o FROM input WHERE i || chr(1) || c NOT IN (SELECT k FROM locks)`,
+    /** The labels a group skipped: waits for their customers' locks (the InitPlan runs first). */
+    groupWait: `WITH locks AS (
+        SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k) AS held
+      ), src AS MATERIALIZED (
+        SELECT nextval('${s}.labels_seq_seq') AS seq, i, c, k, r, l, e, n
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS t(i, c, k, r, l, e, n)
+        WHERE (SELECT n FROM locks) >= 0
+      ), inserted AS (
+        INSERT INTO ${s}.labels (seq, instance, customer, kind, rid, labeled_at) SELECT seq, i, c, k, r, n FROM src
+      )
+      INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires) SELECT seq, i, c, k, r, l, e FROM src`,
+    renew: `WITH renewed AS (
+        UPDATE ${s}.pending SET lease_expires = $2 WHERE lease_id = ANY($1::text[]) RETURNING lease_id, doomed
+      ) SELECT lease_id, bool_or(doomed) AS doomed FROM renewed GROUP BY lease_id`,
+    leaseRows: `SELECT seq, instance, customer, kind, rid, doomed FROM ${s}.pending WHERE lease_id = $1 ORDER BY seq FOR UPDATE`,
+    /**
+     * Committed labels (no pending row) of the resources. A label a running batch holds is being
+     * erased already, so it is skipped, not waited for. Committed labels carry no lease here, so
+     * an excepted lease's labels, pending until it commits, are never among them.
+     */
+    withdraw: `DELETE FROM ${s}.labels WHERE ctid IN (
+        SELECT l.ctid FROM ${s}.labels AS l
+        WHERE l.instance = $1 AND l.kind = $2 AND l.rid = ANY($3::text[])
+          AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.seq = l.seq)
+        FOR UPDATE SKIP LOCKED)`,
+    commitLease: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
+    /** The lease's labels, by the customer index (pending rows name their customer). */
+    dropLabels: `DELETE FROM ${s}.labels AS l USING unnest($1::text[], $2::text[], $3::bigint[]) AS t(i, c, q)
+      WHERE l.instance = t.i AND l.customer = t.c AND l.seq = t.q RETURNING l.seq`,
+    dropPending: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
+    coveringDeletion: `SELECT id, instance FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' AND cover_seq >= $3`,
+    lockErased: `SELECT erased FROM ${s}.deletions WHERE id = $1 FOR UPDATE`,
+    setErased: `UPDATE ${s}.deletions SET erased = $2 WHERE id = $1`,
+    customerLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+    maxSeq: `SELECT max(seq) AS m FROM ${s}.labels WHERE instance = $1 AND customer = $2`,
+    runningFor: `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`,
+    insertDeletion: `INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING *`,
+    extendCover: `UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1 RETURNING *`,
+    doom: `UPDATE ${s}.pending SET doomed = true WHERE instance = $1 AND customer = $2 AND NOT doomed RETURNING lease_id`,
+    notify: 'SELECT pg_notify($1, $2)',
+    scope: `SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'`,
+    /**
+     * One batch: deletes up to $6 covered labels ready to erase (committed, or doomed with an
+     * expired lease) that no other transaction holds, with their pending rows. Runs inside the
+     * batch's transaction, which commits once the eraser succeeded.
+     */
+    claim: `WITH c AS (
+        SELECT l.ctid AS t FROM ${s}.labels AS l
+        WHERE l.instance = $1 AND l.customer = $2 AND l.seq <= $3::bigint AND l.seq > $4::bigint
+          AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.seq = l.seq AND p.lease_expires > $5)
+        ORDER BY l.seq LIMIT $6
+        FOR UPDATE OF l SKIP LOCKED
+      ), gone AS (
+        DELETE FROM ${s}.labels AS l USING c WHERE l.ctid = c.t RETURNING l.seq, l.kind, l.rid
+      ), expired AS (
+        DELETE FROM ${s}.pending AS p USING gone AS g WHERE p.seq = g.seq
+      )
+      SELECT seq, kind, rid FROM gone ORDER BY seq`,
+    finish: `UPDATE ${s}.deletions AS d SET status = 'completed', completed_at = $2
+      WHERE d.id = $1 AND d.status = 'running'
+        AND NOT EXISTS (SELECT 1 FROM ${s}.labels AS l WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq)
+      RETURNING *`,
+    byId: `SELECT * FROM ${s}.deletions WHERE id = $1`,
+    byIdIn: `SELECT * FROM ${s}.deletions WHERE id = $1 AND instance = $2`,
+    running: `SELECT id, instance FROM ${s}.deletions WHERE status = 'running' ORDER BY created_at LIMIT $1`,
+    exportPage: `SELECT l.seq, l.kind, l.rid, l.labeled_at, p.doomed FROM ${s}.labels AS l
+      LEFT JOIN ${s}.pending AS p ON p.seq = l.seq
+      WHERE l.instance = $1 AND l.customer = $2
+        AND l.seq > greatest($3::bigint, coalesce((SELECT cover_seq FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'), 0))
+      ORDER BY l.seq LIMIT $4`
+  }
 }
+type Statement = keyof ReturnType<typeof statements>
 
-/** A row of a lease the group committed (or found doomed). */
-interface GroupRow { lease_id: string, kind: string, rid: string, state: number }
+/** A row of a lease the group committed (or found doomed), or the ordinal of a label it skipped. */
+interface GroupRow { lease_id: string, kind: string, rid: string, doomed: boolean, skipped: string | null }
+
+/** One label row per customer, with the write it belongs to. */
+function labelRows (group: readonly QueuedWrite[]): Array<{ write: QueuedWrite, label: LabelInput }> {
+  const rows: Array<{ write: QueuedWrite, label: LabelInput }> = []
+  for (const write of group) {
+    for (const l of write.labels ?? []) {
+      for (const customer of l.customers) rows.push({ write, label: l.customers.length === 1 ? l : { ...l, customers: [customer] } })
+    }
+  }
+  return rows
+}
 
 /** Each lease's outcome from the rows it had when the group ran. */
 function commitResults (leaseIds: readonly string[], rows: readonly GroupRow[]): Map<string, CommitResult> {
@@ -181,17 +304,29 @@ function commitResults (leaseIds: readonly string[], rows: readonly GroupRow[]):
   for (const id of leaseIds) {
     const mine = byLease.get(id)
     if (mine === undefined) results.set(id, { status: 'gone' })
-    else if (mine.some((r) => r.state === DOOMED)) results.set(id, { status: 'doomed', resources: distinctResources(mine.map((r) => ({ kind: r.kind, id: r.rid }))) })
+    else if (mine.some((r) => r.doomed)) results.set(id, { status: 'doomed', resources: distinctResources(mine.map((r) => ({ kind: r.kind, id: r.rid }))) })
     else results.set(id, { status: 'committed' })
   }
   return results
 }
-/** A write waiting for the next group transaction: labels to insert, or a lease to commit. */
+
+/** A write waiting for the next group statement: labels to insert, or a lease to commit. */
 interface QueuedWrite {
   labels?: readonly LabelInput[]
   leaseId?: string
   resolve: (result?: CommitResult) => void
   reject: (err: Error) => void
+}
+
+/** A batch's open transaction: its labels are deleted but not committed until the eraser succeeds. */
+interface OpenBatch {
+  deletionId: string
+  owner: string
+  client: pg.PoolClient
+  /** The client's 'error' listener while the batch holds it. */
+  ignore: () => void
+  keys: Set<string>
+  until: number
 }
 
 function toRecord (r: DeletionRow): DeletionRecord {
@@ -206,10 +341,11 @@ function toRecord (r: DeletionRow): DeletionRecord {
   }
 }
 
+type Queryable = pg.Pool | pg.PoolClient
+
 export class PostgresStore implements LabelStore {
   readonly schema: string
-  /** The group-commit statement for this schema, built once. */
-  readonly #groupSql: string
+  readonly #sql: ReturnType<typeof statements>
   readonly #options: PostgresStoreOptions
   readonly #max: number
   #pool: pg.Pool | null = null
@@ -217,11 +353,12 @@ export class PostgresStore implements LabelStore {
   #listener: pg.PoolClient | null = null
   #listenRetry: NodeJS.Timeout | null = null
   #events = new EventEmitter()
-  #queue: QueuedWrite[] = []
-  #flushes = new Set<Promise<void>>()
-  #flushers = 0
+  readonly #group: GroupCommit<QueuedWrite>
+  /** Open batch transactions of this process, by deletion id and owner. */
+  readonly #batches = new Map<string, OpenBatch>()
   #closed = false
   readonly #channel: string
+  readonly #names: Record<Statement, string>
 
   constructor (options: PostgresStoreOptions) {
     checkKnownKeys('postgresStore', options, POSTGRES_OPTIONS)
@@ -238,7 +375,10 @@ export class PostgresStore implements LabelStore {
     const schema = options.schema ?? POSTGRES_DEFAULTS.schema
     if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
     this.schema = schema
-    this.#groupSql = groupSql(schema)
+    this.#sql = statements(schema)
+    // Statement names carry the schema: two stores on one host pool never share a name.
+    this.#names = Object.fromEntries(Object.keys(this.#sql).map((k) => [k, `fcd_${schema}_${k}`])) as Record<Statement, string>
+    this.#group = new GroupCommit((group) => this.#runGroup(group), { maxGroup: MAX_GROUP, maxFlushers: MAX_FLUSHERS, stallMs: STALL_MS })
     this.#channel = `${schema}_doom`
     this.#options = options
     this.#ownsPool = options.pool === undefined
@@ -317,7 +457,8 @@ export class PostgresStore implements LabelStore {
 
   async close (): Promise<void> {
     if (this.#pool === null || this.#closed) return
-    await Promise.all(this.#flushes)
+    await this.#group.idle()
+    for (const batch of [...this.#batches.values()]) await this.#endBatch(batch, false)
     this.#closed = true
     if (this.#listenRetry !== null) clearTimeout(this.#listenRetry)
     const listener = this.#listener
@@ -353,6 +494,11 @@ export class PostgresStore implements LabelStore {
     return rows[0].value
   }
 
+  /** Runs a named prepared statement of this store. */
+  async #q<R> (c: Queryable, name: Statement, values: unknown[]): Promise<{ rows: R[], rowCount: number | null }> {
+    return await c.query({ name: this.#names[name], text: this.#sql[name], values }) as unknown as { rows: R[], rowCount: number | null }
+  }
+
   label (labels: readonly LabelInput[]): Promise<void> {
     try {
       for (const l of labels) checkLabel(l)
@@ -362,38 +508,13 @@ export class PostgresStore implements LabelStore {
     return this.#enqueue({ labels, resolve: () => {}, reject: () => {} }).then(() => {})
   }
 
-  /** Commits share group transactions with labels (see the SQLite store for why that is safe). */
+  /**
+   * Commits share group statements with labels. They need not be durable before the writer goes
+   * on: a commit lost in a crash leaves the label pending, and a deletion still covers it.
+   */
   commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
     if (replace) return this.#commitReplacing(leaseId)
     return this.#enqueue({ leaseId, resolve: () => {}, reject: () => {} }) as Promise<CommitResult>
-  }
-
-  /** A replacing commit is its own transaction: rare, and it must withdraw and commit together. */
-  async #commitReplacing (leaseId: string): Promise<CommitResult> {
-    const s = this.schema
-    return await this.#tx(async (c): Promise<CommitResult> => {
-      const rows = await this.#leaseRows(c, leaseId)
-      if (rows.length === 0) return { status: 'gone' }
-      const resources = distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid })))
-      if (rows.some((r) => r.state === DOOMED)) return { status: 'doomed', resources }
-      for (const r of resources) await this.#withdrawIn(c, rows[0].instance, r.kind, [r.id], leaseId)
-      await c.query(`UPDATE ${s}.labels SET state = 1, lease_id = NULL WHERE lease_id = $1`, [leaseId])
-      return { status: 'committed' }
-    })
-  }
-
-  async withdraw (input: WithdrawInput): Promise<number> {
-    checkWithdraw(input)
-    if (input.ids.length === 0) return 0
-    return await this.#withdrawIn(this.#db, input.instance, input.kind, input.ids, input.exceptLease ?? '')
-  }
-
-  async #withdrawIn (c: pg.Pool | pg.PoolClient, instance: string, kind: string, ids: readonly string[], exceptLease: string): Promise<number> {
-    // exceptLease '' for none: committed rows have no lease, and NULL IS DISTINCT FROM '' holds.
-    const { rowCount } = await c.query(
-      `DELETE FROM ${this.schema}.labels WHERE instance = $1 AND kind = $2 AND rid = ANY($3::text[]) AND state = 1 AND lease_id IS DISTINCT FROM $4`,
-      [instance, kind, ids, exceptLease])
-    return rowCount ?? 0
   }
 
   #enqueue (write: QueuedWrite): Promise<CommitResult | undefined> {
@@ -401,73 +522,79 @@ export class PostgresStore implements LabelStore {
     return new Promise((resolve, reject) => {
       write.resolve = resolve
       write.reject = reject
-      this.#queue.push(write)
-      // Up to FLUSHERS group transactions run at once on the pool. A flusher leaves (#flushers--)
-      // synchronously when the queue runs dry, so a write queued by a continuation of its last
-      // group starts a new flusher instead of waiting for nobody.
-      if (this.#flushers < FLUSHERS) {
-        this.#flushers++
-        const flush = this.#flush()
-        this.#flushes.add(flush)
-        flush.finally(() => { this.#flushes.delete(flush) }).catch(() => {})
-      }
+      this.#group.push(write)
     })
   }
 
   /**
-   * Group commit: every write queued while the previous group ran goes in the next one. A group is
-   * one statement, so one round trip and one implicit transaction: it takes the shared advisory
-   * locks of the labels' customers (before inserting, see groupSql), inserts the labels, and
-   * commits the leases that no deletion doomed, returning every row of those leases.
+   * One group statement, so one round trip and one implicit transaction: it takes the shared
+   * advisory locks of the labels' customers (before any seq, see statements().group), inserts the
+   * labels and their pending rows, and commits the leases that no deletion doomed.
    */
-  async #flush (): Promise<void> {
-    while (this.#queue.length > 0) {
-      const group = this.#queue.splice(0, 1000)
-      try {
-        const leaseIds = group.flatMap((w) => w.leaseId ?? [])
-        const { rows } = await this.#db.query<GroupRow>(
-          this.#groupSql, [...labelColumns(group.flatMap((w) => w.labels ?? [])), leaseIds])
-        const results = commitResults(leaseIds, rows)
-        for (const w of group) w.resolve(w.leaseId === undefined ? undefined : results.get(w.leaseId))
-      } catch (err) {
-        for (const w of group) w.reject(err as Error)
+  async #runGroup (group: QueuedWrite[]): Promise<void> {
+    try {
+      const leaseIds = group.flatMap((w) => w.leaseId ?? [])
+      const rows = labelRows(group)
+      const { rows: out } = await this.#q<GroupRow>(this.#db, 'group', [...labelColumns(rows.map((r) => r.label)), leaseIds])
+      const results = commitResults(leaseIds, out.filter((r) => r.skipped === null))
+      const skipped = out.filter((r) => r.skipped !== null).map((r) => rows[Number(r.skipped) - 1])
+      const waiting = new Set(skipped.map((r) => r.write))
+      for (const w of group) if (!waiting.has(w)) w.resolve(w.leaseId === undefined ? undefined : results.get(w.leaseId))
+      if (skipped.length > 0) {
+        // Off the group's path: the next groups go on while these wait for a deletion's lock.
+        this.#q(this.#db, 'groupWait', labelColumns(skipped.map((r) => r.label))).then(
+          () => { for (const w of waiting) w.resolve() },
+          (err: Error) => { for (const w of waiting) w.reject(err) })
       }
+    } catch (err) {
+      for (const w of group) w.reject(err as Error)
     }
-    this.#flushers-- // synchronously, before the last group's continuations run
+  }
+
+  /** A replacing commit is its own transaction: rare, and it must withdraw and commit together. */
+  async #commitReplacing (leaseId: string): Promise<CommitResult> {
+    return await this.#tx(async (c): Promise<CommitResult> => {
+      const { rows } = await this.#q<PendingRow>(c, 'leaseRows', [leaseId])
+      if (rows.length === 0) return { status: 'gone' }
+      const resources = distinctResources(rows.map((r) => ({ kind: r.kind, id: r.rid })))
+      if (rows.some((r) => r.doomed)) return { status: 'doomed', resources }
+      for (const r of resources) await this.#q(c, 'withdraw', [rows[0].instance, r.kind, [r.id]])
+      await this.#q(c, 'commitLease', [leaseId])
+      return { status: 'committed' }
+    })
+  }
+
+  async withdraw (input: WithdrawInput): Promise<number> {
+    checkWithdraw(input)
+    if (input.ids.length === 0) return 0
+    const { rowCount } = await this.#q(this.#db, 'withdraw', [input.instance, input.kind, input.ids])
+    return rowCount ?? 0
   }
 
   async renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> {
-    const s = this.schema
-    await this.#db.query(`UPDATE ${s}.labels SET lease_expires = $1 WHERE lease_id = ANY($2::text[])`, [expiresAt, leaseIds])
-    const { rows } = await this.#db.query<{ lease_id: string, doomed: number }>(
-      `SELECT lease_id, count(*) FILTER (WHERE state = 2)::int AS doomed FROM ${s}.labels WHERE lease_id = ANY($1::text[]) GROUP BY lease_id`, [leaseIds])
+    const { rows } = await this.#q<{ lease_id: string, doomed: boolean }>(this.#db, 'renew', [leaseIds, expiresAt])
     const live = new Map(rows.map((r) => [r.lease_id, r.doomed]))
-    return leaseIds.filter((id) => (live.get(id) ?? 1) > 0)
-  }
-
-  async #leaseRows (c: pg.PoolClient, leaseId: string): Promise<LabelRow[]> {
-    const { rows } = await c.query<LabelRow>(
-      `SELECT seq, instance, customer, kind, rid, state FROM ${this.schema}.labels WHERE lease_id = $1 ORDER BY seq FOR UPDATE`, [leaseId])
-    return rows
+    return leaseIds.filter((id) => live.get(id) !== false)
   }
 
   async dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> {
-    const s = this.schema
     return await this.#tx(async (c) => {
-      const rows = await this.#leaseRows(c, leaseId)
+      const { rows } = await this.#q<PendingRow>(c, 'leaseRows', [leaseId])
+      if (rows.length === 0) return []
+      // Labels a batch has erased (and deleted) meanwhile are not credited twice.
+      const { rows: gone } = await this.#q<{ seq: string }>(c, 'dropLabels', [rows.map((r) => r.instance), rows.map((r) => r.customer), rows.map((r) => r.seq)])
+      await this.#q(c, 'dropPending', [leaseId])
+      const dropped = new Set(gone.map((g) => g.seq))
       const credit = new Map<string, { ref: DeletionRef, resources: Array<{ kind: string, id: string }> }>()
       for (const row of rows) {
-        if (row.state !== DOOMED) continue
-        const { rows: recs } = await c.query<DeletionRow>(
-          `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' AND cover_seq >= $3 FOR UPDATE`,
-          [row.instance, row.customer, row.seq])
+        if (!row.doomed || !dropped.has(row.seq)) continue
+        const { rows: recs } = await this.#q<DeletionRef>(c, 'coveringDeletion', [row.instance, row.customer, row.seq])
         const rec = recs[0]
         if (rec === undefined) continue
         const entry = credit.get(rec.id) ?? { ref: { id: rec.id, instance: rec.instance }, resources: [] }
         entry.resources.push({ kind: row.kind, id: row.rid })
         credit.set(rec.id, entry)
       }
-      await c.query(`DELETE FROM ${s}.labels WHERE lease_id = $1`, [leaseId])
       if (erased) {
         for (const [id, entry] of credit) await this.#addErased(c, id, countByKind(distinctResources(entry.resources)))
       }
@@ -476,110 +603,121 @@ export class PostgresStore implements LabelStore {
   }
 
   async #addErased (c: pg.PoolClient, deletionId: string, counts: Record<string, number>): Promise<void> {
-    const { rows } = await c.query<{ erased: Record<string, number> }>(`SELECT erased FROM ${this.schema}.deletions WHERE id = $1 FOR UPDATE`, [deletionId])
+    const { rows } = await this.#q<{ erased: Record<string, number> }>(c, 'lockErased', [deletionId])
     if (rows.length === 0) return
-    await c.query(`UPDATE ${this.schema}.deletions SET erased = $2 WHERE id = $1`, [deletionId, JSON.stringify(addCounts(rows[0].erased, counts))])
+    await this.#q(c, 'setErased', [deletionId, JSON.stringify(addCounts(rows[0].erased, counts))])
   }
 
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
-    const s = this.schema
     checkStoreText('the instance', input.instance)
     return await this.#tx(async (c) => {
       const { instance, customer } = input
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [instance + '\u0001' + customer])
-      const { rows: max } = await c.query<{ m: string | null }>(`SELECT max(seq) AS m FROM ${s}.labels WHERE instance = $1 AND customer = $2`, [instance, customer])
+      await this.#q(c, 'customerLock', [instance + '\u0001' + customer])
+      const { rows: max } = await this.#q<{ m: string | null }>(c, 'maxSeq', [instance, customer])
       const maxSeq = max[0].m ?? '0'
-      const { rows: running } = await c.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`, [instance, customer])
+      const { rows: running } = await this.#q<DeletionRow>(c, 'runningFor', [instance, customer])
       const created = running.length === 0
-      if (created) {
-        await c.query(`INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
-          [input.id, instance, customer, maxSeq, input.now])
-      } else {
-        await c.query(`UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1`, [running[0].id, maxSeq])
-      }
-      const { rows: doomed } = await c.query<{ lease_id: string }>(
-        `UPDATE ${s}.labels SET state = 2 WHERE instance = $1 AND customer = $2 AND state = 0 RETURNING lease_id`, [instance, customer])
+      const { rows } = created
+        ? await this.#q<DeletionRow>(c, 'insertDeletion', [input.id, instance, customer, maxSeq, input.now])
+        : await this.#q<DeletionRow>(c, 'extendCover', [running[0].id, maxSeq])
+      const { rows: doomed } = await this.#q<{ lease_id: string }>(c, 'doom', [instance, customer])
       const leaseIds = [...new Set(doomed.map((r) => r.lease_id))]
       for (let i = 0; i < leaseIds.length; i += NOTIFY_CHUNK) {
-        await c.query('SELECT pg_notify($1, $2)', [this.#channel, JSON.stringify(leaseIds.slice(i, i + NOTIFY_CHUNK))])
+        await this.#q(c, 'notify', [this.#channel, JSON.stringify(leaseIds.slice(i, i + NOTIFY_CHUNK))])
       }
-      const { rows } = await c.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'`, [instance, customer])
       return { deletion: toRecord(rows[0]), created }
     })
   }
 
-  /** The running deletion's scope, so batch queries carry constants the planner can use. */
-  async #scope (c: pg.Pool | pg.PoolClient, deletionId: string): Promise<{ instance: string, customer: string, cover_seq: string } | undefined> {
-    const { rows } = await c.query<{ instance: string, customer: string, cover_seq: string }>(
-      `SELECT instance, customer, cover_seq FROM ${this.schema}.deletions WHERE id = $1 AND status = 'running'`, [deletionId])
-    return rows[0]
-  }
-
+  /**
+   * Opens the batch's transaction and deletes the labels it claims in it; completeBatch commits.
+   * The owner's previous batch of this deletion, if still open, is its retry: rolled back first.
+   * A batch of this process held past its claimUntil is abandoned (rolled back), so its labels are
+   * free again, as a claim that expired; a crashed process's batches roll back with its connections.
+   */
   async claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> {
-    const s = this.schema
-    const d = await this.#scope(this.#db, deletionId)
+    const own = this.#batches.get(batchKey(deletionId, options.owner))
+    if (own !== undefined) await this.#endBatch(own, false)
+    for (const b of [...this.#batches.values()]) if (b.until <= options.now) await this.#endBatch(b, false)
+    const d = (await this.#q<{ instance: string, customer: string, cover_seq: string }>(this.#db, 'scope', [deletionId])).rows[0]
     if (d === undefined) return []
-    const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string }>(
-      `WITH c AS (SELECT seq FROM ${s}.labels
-                  WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint AND seq > $4::bigint
-                    AND (state = 1 OR lease_expires <= $5)
-                    AND (claim_until <= $5 OR claim_owner = $6)
-                  ORDER BY seq LIMIT $7
-                  FOR UPDATE SKIP LOCKED)
-       UPDATE ${s}.labels l SET claim_owner = $6, claim_until = $8 FROM c WHERE l.seq = c.seq
-       RETURNING l.seq, l.kind, l.rid`,
-      [d.instance, d.customer, d.cover_seq, options.after ?? '0', options.now, options.owner, options.limit, options.claimUntil])
-    return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
+    const client = await this.#db.connect()
+    // Held idle while the erasers run: a dropped connection must not be an unhandled 'error'
+    // event; the batch's next query fails instead, and it is rolled back (the labels come back).
+    const ignore = (): void => {}
+    client.on('error', ignore)
+    try {
+      await client.query('BEGIN')
+      const { rows } = await this.#q<{ seq: string, kind: string, rid: string }>(client, 'claim',
+        [d.instance, d.customer, d.cover_seq, options.after ?? '0', options.now, options.limit])
+      if (rows.length === 0) {
+        await client.query('ROLLBACK')
+        client.off('error', ignore)
+        client.release()
+        return []
+      }
+      this.#batches.set(batchKey(deletionId, options.owner), { deletionId, owner: options.owner, client, ignore, keys: new Set(rows.map((r) => r.seq)), until: options.claimUntil })
+      return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      client.release(true)
+      throw err
+    }
   }
 
+  /** Adds the batch's counts and commits its transaction: its labels are gone for good. */
   async completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> {
-    const s = this.schema
-    await this.#tx(async (c) => {
-      const d = await this.#scope(c, deletionId)
-      if (d === undefined) return
-      // Rows by primary key; the scope check only guards against a key from another deletion.
-      await c.query(`DELETE FROM ${s}.labels WHERE seq = ANY($1::bigint[]) AND instance = $2 AND customer = $3 AND seq <= $4::bigint`,
-        [keys, d.instance, d.customer, d.cover_seq])
-      await this.#addErased(c, deletionId, erased)
-    })
+    const batch = [...this.#batches.values()].find((b) => b.deletionId === deletionId && keys.length > 0 && b.keys.has(keys[0]))
+    // Abandoned (rolled back) meanwhile: its labels are back, and the next pass erases them again.
+    if (batch === undefined) return
+    await this.#addErased(batch.client, deletionId, erased)
+    await this.#endBatch(batch, true)
+  }
+
+  /** The engine's erasers failed: the batch's labels come back for the retry. */
+  async abandonBatch (deletionId: string, keys: readonly string[]): Promise<void> {
+    const batch = [...this.#batches.values()].find((b) => b.deletionId === deletionId && keys.length > 0 && b.keys.has(keys[0]))
+    if (batch !== undefined) await this.#endBatch(batch, false)
+  }
+
+  async #endBatch (batch: OpenBatch, commit: boolean): Promise<void> {
+    this.#batches.delete(batchKey(batch.deletionId, batch.owner))
+    try {
+      await batch.client.query(commit ? 'COMMIT' : 'ROLLBACK')
+      batch.client.off('error', batch.ignore)
+      batch.client.release()
+    } catch (err) {
+      batch.client.release(true)
+      if (commit) throw err
+    }
   }
 
   async finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> {
-    const s = this.schema
-    const { rows } = await this.#db.query<DeletionRow>(
-      `UPDATE ${s}.deletions d SET status = 'completed', completed_at = $2
-       WHERE d.id = $1 AND d.status = 'running'
-         AND NOT EXISTS (SELECT 1 FROM ${s}.labels l WHERE l.instance = d.instance AND l.customer = d.customer AND l.seq <= d.cover_seq)
-       RETURNING *`, [deletionId, now])
+    if (!isDeletionId(deletionId)) return null
+    const { rows } = await this.#q<DeletionRow>(this.#db, 'finish', [deletionId, now])
     if (rows.length > 0) return toRecord(rows[0])
-    const { rows: current } = await this.#db.query<DeletionRow>(`SELECT * FROM ${s}.deletions WHERE id = $1`, [deletionId])
+    const { rows: current } = await this.#q<DeletionRow>(this.#db, 'byId', [deletionId])
     return current.length > 0 ? toRecord(current[0]) : null
   }
 
   async getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> {
     if (!isDeletionId(deletionId) || instance.includes('\u0000')) return null
-    const { rows } = await this.#db.query<DeletionRow>(`SELECT * FROM ${this.schema}.deletions WHERE id = $1 AND instance = $2`, [deletionId, instance])
+    const { rows } = await this.#q<DeletionRow>(this.#db, 'byIdIn', [deletionId, instance])
     return rows.length > 0 ? toRecord(rows[0]) : null
   }
 
   async runningDeletions (limit: number): Promise<DeletionRef[]> {
-    const { rows } = await this.#db.query<DeletionRef>(
-      `SELECT id, instance FROM ${this.schema}.deletions WHERE status = 'running' ORDER BY created_at LIMIT $1`, [limit])
-    return rows
+    return (await this.#q<DeletionRef>(this.#db, 'running', [limit])).rows
   }
 
   async exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> {
-    const s = this.schema
     const after = parseSeqCursor(cursor).toString()
     checkStoreText('the instance', instance)
-    const { rows } = await this.#db.query<{ seq: string, kind: string, rid: string, labeled_at: string, state: number }>(
-      `SELECT seq, kind, rid, labeled_at, state FROM ${s}.labels
-       WHERE instance = $1 AND customer = $2
-         AND seq > greatest($3::bigint, coalesce((SELECT cover_seq FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'), 0))
-       ORDER BY seq LIMIT $4`, [instance, customer, after, limit + 1])
+    const { rows } = await this.#q<{ seq: string, kind: string, rid: string, labeled_at: string, doomed: boolean | null }>(
+      this.#db, 'exportPage', [instance, customer, after, limit + 1])
     const items = rows.slice(0, limit)
     return {
-      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: Number(r.labeled_at), state: STATES[r.state] })),
+      items: items.map((r) => ({ kind: r.kind, id: r.rid, labeledAt: Number(r.labeled_at), state: labelState(r.doomed) })),
       next: rows.length > limit ? items[items.length - 1].seq : null
     }
   }
@@ -609,9 +747,12 @@ export class PostgresStore implements LabelStore {
     const rec = rows[0]
     if (rec === undefined) return null
     if (rec.status !== 'running') return { remaining: 0, waiting: 0, attempts: 0, failures: {} }
+    // Covered labels still to erase; of them, doomed ones whose writer's lease has not expired yet
+    // (their pending rows, from the small pending table).
     const { rows: counts } = await this.#db.query<{ remaining: number, waiting: number }>(
-      `SELECT count(*)::int AS remaining, count(*) FILTER (WHERE state = ${DOOMED} AND lease_expires > $4)::int AS waiting
-       FROM ${s}.labels WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint`,
+      `SELECT (SELECT count(*)::int FROM ${s}.labels WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint) AS remaining,
+              (SELECT count(*)::int FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint
+                 AND doomed AND lease_expires > $4) AS waiting`,
       [rec.instance, rec.customer, rec.cover_seq, now])
     return { ...counts[0], attempts: rec.attempts, failures: rec.failures }
   }
@@ -636,6 +777,16 @@ export class PostgresStore implements LabelStore {
       `SELECT count(*)::int AS n, min(created_at) AS oldest FROM ${this.schema}.deletions WHERE status = 'running'`)
     return { running: rows[0].n, oldestCreatedAt: rows[0].oldest === null ? null : Number(rows[0].oldest) }
   }
+}
+
+/** A label's state from its pending row: none is committed. */
+function labelState (doomed: boolean | null): LabelState {
+  if (doomed === null) return 'committed'
+  return doomed ? 'doomed' : 'pending'
+}
+
+function batchKey (deletionId: string, owner: string): string {
+  return deletionId + '\u0000' + owner
 }
 
 /** For a fleet of replicas sharing one PostgreSQL database. */

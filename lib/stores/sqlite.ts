@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { loadDriver } from './driver.js'
+import { GroupCommit } from './group-commit.js'
 import { SqliteProcessLock } from './sqlite-lock.js'
 import { checkInteger, checkKnownKeys } from './store-options.js'
 import { WalSync } from './sqlite-wal-sync.js'
@@ -48,9 +49,11 @@ export const SQLITE_DEFAULTS = {
 const MAX_GROUP = 100_000
 const SQLITE_OPTIONS = ['path', 'synchronous', 'maxGroup'] as const
 
-const DOOMED = 2
+/** A label's state as stored in the `state` column; never a bare number in SQL. */
+const STATE = { pending: 0, committed: 1, doomed: 2 } as const
+const { pending: PENDING, committed: COMMITTED, doomed: DOOMED } = STATE
 const CHECKPOINT_MS = 200
-const STATES: LabelState[] = ['pending', 'committed', 'doomed']
+const STATES: LabelState[] = (Object.keys(STATE) as LabelState[]).sort((a, b) => STATE[a] - STATE[b])
 
 /** Each entry migrates the schema from version i to i + 1. */
 const MIGRATIONS = [
@@ -68,8 +71,8 @@ const MIGRATIONS = [
    );
    CREATE INDEX labels_by_customer ON labels (instance, customer, seq);
    CREATE INDEX labels_by_lease ON labels (lease_id) WHERE lease_id IS NOT NULL;
-   CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = 0;
-   CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = 1;
+   CREATE INDEX labels_pending ON labels (instance, customer) WHERE state = ${PENDING};
+   CREATE INDEX labels_committed ON labels (instance, customer, kind, rid) WHERE state = ${COMMITTED};
    CREATE TABLE deletions (
      id TEXT PRIMARY KEY,
      instance TEXT NOT NULL,
@@ -119,28 +122,28 @@ function prepareStatements (db: Database.Database) {
   return {
     getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
     putMeta: db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)'),
-    insert: db.prepare('INSERT INTO labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)'),
+    insert: db.prepare(`INSERT INTO labels (instance, customer, kind, rid, state, lease_id, lease_expires, labeled_at) VALUES (?, ?, ?, ?, ${PENDING}, ?, ?, ?)`),
     renew: db.prepare('UPDATE labels SET lease_expires = ? WHERE lease_id = ?'),
     leaseRows: db.prepare<[string], LabelRow>('SELECT seq, instance, customer, kind, rid, state FROM labels WHERE lease_id = ?'),
-    leaseState: db.prepare<[string], { n: number, doomed: number }>('SELECT count(*) AS n, coalesce(sum(state = 2), 0) AS doomed FROM labels WHERE lease_id = ?'),
+    leaseState: db.prepare<[string], { n: number, doomed: number }>(`SELECT count(*) AS n, coalesce(sum(state = ${DOOMED}), 0) AS doomed FROM labels WHERE lease_id = ?`),
     coverSeq: db.prepare<[string, string], { cover_seq: number }>("SELECT cover_seq FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     // One statement in the common case: it commits unless a deletion doomed one of the lease's labels.
-    commitLease: db.prepare(`UPDATE labels SET state = 1, lease_id = NULL WHERE lease_id = ?
+    commitLease: db.prepare(`UPDATE labels SET state = ${COMMITTED}, lease_id = NULL WHERE lease_id = ?
       AND NOT EXISTS (SELECT 1 FROM labels WHERE lease_id = ? AND state = ${DOOMED})`),
     deleteRow: db.prepare('DELETE FROM labels WHERE seq = ?'),
     withdraw: db.prepare<[string, string, string, string], { seq: number }>(
       // The last parameter is the excepted lease, '' for none: `NULL IS NOT ''` holds for committed rows.
-      'DELETE FROM labels WHERE instance = ? AND kind = ? AND rid = ? AND state = 1 AND lease_id IS NOT ? RETURNING seq'),
+      `DELETE FROM labels WHERE instance = ? AND kind = ? AND rid = ? AND state = ${COMMITTED} AND lease_id IS NOT ? RETURNING seq`),
     running: db.prepare<[string, string], DeletionRow>("SELECT * FROM deletions WHERE instance = ? AND customer = ? AND status = 'running'"),
     byId: db.prepare<[string], DeletionRow>('SELECT * FROM deletions WHERE id = ?'),
     maxSeq: db.prepare<[string, string], { m: number | null }>('SELECT max(seq) AS m FROM labels WHERE instance = ? AND customer = ?'),
     insertDeletion: db.prepare("INSERT INTO deletions (id, instance, customer, cover_seq, status, created_at) VALUES (?, ?, ?, ?, 'running', ?)"),
     extendCover: db.prepare('UPDATE deletions SET cover_seq = ? WHERE id = ?'),
-    pendingLeases: db.prepare<[string, string], { lease_id: string }>('SELECT DISTINCT lease_id FROM labels WHERE instance = ? AND customer = ? AND state = 0'),
-    doom: db.prepare('UPDATE labels SET state = 2 WHERE instance = ? AND customer = ? AND state = 0'),
+    pendingLeases: db.prepare<[string, string], { lease_id: string }>(`SELECT DISTINCT lease_id FROM labels WHERE instance = ? AND customer = ? AND state = ${PENDING}`),
+    doom: db.prepare(`UPDATE labels SET state = ${DOOMED} WHERE instance = ? AND customer = ? AND state = ${PENDING}`),
     claimable: db.prepare<[string, string, number, number, number], { seq: number, kind: string, rid: string }>(
       `SELECT seq, kind, rid FROM labels
-       WHERE instance = ? AND customer = ? AND seq <= ? AND seq > ? AND (state = 1 OR lease_expires <= ?)
+       WHERE instance = ? AND customer = ? AND seq <= ? AND seq > ? AND (state = ${COMMITTED} OR lease_expires <= ?)
        ORDER BY seq`),
     deleteCovered: db.prepare(`DELETE FROM labels WHERE seq IN (SELECT value FROM json_each(?))
       AND instance = ? AND customer = ? AND seq <= ?`),
@@ -185,10 +188,9 @@ function toRecord (row: DeletionRow): DeletionRecord {
 export class SqliteStore implements LabelStore {
   readonly path: string
   readonly #synchronous: 'FULL' | 'NORMAL'
-  readonly #maxGroup: number
+  readonly #group: GroupCommit<QueuedWrite>
   #db: Database.Database | null = null
   #events = new EventEmitter()
-  #queue: QueuedWrite[] = []
   /**
    * Batch claims live in memory: one process owns the file, so a claim could only ever be
    * contested within it, and a crash releases them all.
@@ -200,7 +202,6 @@ export class SqliteStore implements LabelStore {
   #checkpointTimer: NodeJS.Timeout | null = null
   /** Null for ':memory:', which no other process can open. */
   #lock: SqliteProcessLock | null = null
-  #flushScheduled = false
   #q!: ReturnType<typeof prepareStatements>
 
   constructor (options: SqliteStoreOptions) {
@@ -212,7 +213,9 @@ export class SqliteStore implements LabelStore {
     if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
     this.path = options.path
     this.#synchronous = synchronous
-    this.#maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
+    const maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
+    // A group runs synchronously on the event loop: one flusher, never stalled.
+    this.#group = new GroupCommit((group) => { this.#runGroup(group) }, { maxGroup, maxFlushers: 1, stallMs: 0 })
     this.#events.setMaxListeners(0)
   }
 
@@ -266,7 +269,7 @@ export class SqliteStore implements LabelStore {
 
   async close (): Promise<void> {
     if (this.#db === null) return
-    this.#flush()
+    this.#group.flushNow()
     if (this.#checkpointTimer !== null) clearInterval(this.#checkpointTimer)
     this.#checkpointTimer = null
     await this.#checkpointer?.close()
@@ -330,11 +333,7 @@ export class SqliteStore implements LabelStore {
     return new Promise((resolve, reject) => {
       write.resolve = resolve
       write.reject = reject
-      this.#queue.push(write)
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true
-        setImmediate(() => { this.#flush() })
-      }
+      this.#group.push(write)
     })
   }
 
@@ -343,41 +342,34 @@ export class SqliteStore implements LabelStore {
     return this.#wal === null ? Promise.resolve() : this.#wal.sync()
   }
 
-  /**
-   * Runs every queued write, in order, in as few transactions as the group limit allows. Commits
-   * resolve when their transaction ends; labels when it is durable.
-   */
-  #flush (): void {
-    this.#flushScheduled = false
-    while (this.#queue.length > 0) {
-      const group = this.#queue.splice(0, this.#maxGroup)
-      let results: Array<CommitResult | undefined>
-      try {
-        results = this.#conn.transaction(() => group.map((write) => {
-          if (write.leaseId !== undefined) return this.#commitNow(write.leaseId, write.replace)
-          for (const l of write.labels) {
-            for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
-          }
-          return undefined
-        })).immediate()
-      } catch (err) {
-        for (const write of group) write.reject(err as Error)
-        continue
-      }
-      // Labels and replacing commits wait for the disk (a lost withdrawal would bring stale labels
-      // back); plain commits need not (a lost one leaves its label pending, which deletions cover).
-      const durable: Array<() => void> = []
-      const rejects: Array<(err: Error) => void> = []
-      group.forEach((write, i) => {
-        if (write.leaseId !== undefined && !write.replace) { write.resolve(results[i] as CommitResult); return }
-        durable.push(() => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
-        rejects.push(write.reject)
-      })
-      if (durable.length > 0) {
-        this.#durable().then(
-          () => { for (const resolve of durable) resolve() },
-          (err: Error) => { for (const reject of rejects) reject(err) })
-      }
+  /** One group transaction: commits resolve when it ends; labels when it is durable. */
+  #runGroup (group: QueuedWrite[]): void {
+    let results: Array<CommitResult | undefined>
+    try {
+      results = this.#conn.transaction(() => group.map((write) => {
+        if (write.leaseId !== undefined) return this.#commitNow(write.leaseId, write.replace)
+        for (const l of write.labels) {
+          for (const customer of l.customers) this.#q.insert.run(l.instance, customer, l.kind, l.id, l.leaseId, l.expiresAt, l.now)
+        }
+        return undefined
+      })).immediate()
+    } catch (err) {
+      for (const write of group) write.reject(err as Error)
+      return
+    }
+    // Labels and replacing commits wait for the disk (a lost withdrawal would bring stale labels
+    // back); plain commits need not (a lost one leaves its label pending, which deletions cover).
+    const durable: Array<() => void> = []
+    const rejects: Array<(err: Error) => void> = []
+    group.forEach((write, i) => {
+      if (write.leaseId !== undefined && !write.replace) { write.resolve(results[i] as CommitResult); return }
+      durable.push(() => { (write.resolve as (r?: CommitResult) => void)(results[i]) })
+      rejects.push(write.reject)
+    })
+    if (durable.length > 0) {
+      this.#durable().then(
+        () => { for (const resolve of durable) resolve() },
+        (err: Error) => { for (const reject of rejects) reject(err) })
     }
   }
 

@@ -6,7 +6,7 @@
 /** Query parameters whose values never reach a log. Compared case-insensitively. */
 export const REDACTED_PARAMETERS = ['customer_id', 'x-watson-metadata', 'user_secret', 'access_token', 'watson-token', 'apikey', 'api_key', 'token'] as const
 /** Headers whose values never reach a log (logged header objects use lower-case names). */
-export const REDACTED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-watson-metadata', 'x-callback-signature', 'x-api-key'] as const
+export const REDACTED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-watson-metadata', 'x-callback-signature', 'x-api-key', 'x-csrf-token'] as const
 export const REDACTED = '[redacted]'
 
 function escapeRegExp (s: string): string {

@@ -3,7 +3,7 @@
 import { test, type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import customerData, { customerDataConsole, errors, memoryStore } from '../index.js'
+import customerData, { apiKeyInstances, customerDataConsole, errors, memoryStore } from '../index.js'
 import { ConsoleSessions } from '../lib/console-sessions.js'
 import { buildApp } from './helpers/app.js'
 
@@ -198,5 +198,36 @@ test('console options are checked at register', async (t) => {
     app.register(customerDataConsole, bad as never)
     await t.rejects(async () => { await app.ready() }, errors.FST_CUSTOMER_DATA_INVALID_OPTION, JSON.stringify(bad))
     await app.close()
+  }
+})
+
+test('a trace-level host that logs headers logs no API key, session id, CSRF token or customer ID from the console', async (t) => {
+  const chunks: string[] = []
+  const app = Fastify({
+    logger: {
+      level: 'trace',
+      stream: { write (line: string) { chunks.push(line) } },
+      serializers: { req: (req: { method: string, url: string, headers: unknown }) => ({ method: req.method, url: req.url, headers: req.headers }) }
+    }
+  })
+  const apiKey = 'c0nsole-K3y-N0t-In-Logs'
+  const customer = 'c0nsole-Cust0mer-N0t-In-Logs'
+  await app.register(customerData, {
+    store: memoryStore(),
+    erasers: { audio: async () => {} },
+    instance: apiKeyInstances({ keys: { [apiKey]: 'instance-1' } }),
+    console: { prefix: '/console' }
+  })
+  t.teardown(() => app.close())
+  await (await app.customerData.label('instance-1', [customer], 'audio', 'a1')).commit()
+  const s = await signIn(app, apiKey)
+  app.log.trace({ headers: as(s) }, 'a host logging a console request itself')
+  await app.inject({ method: 'POST', url: '/console/api/lookup', headers: as(s), payload: { customer_id: customer } })
+  await app.inject({ method: 'POST', url: '/console/api/deletions', headers: as(s), payload: { customer_id: customer } })
+  await app.inject({ method: 'POST', url: '/console/api/session', headers: JSON_HEADERS, payload: { api_key: apiKey + 'x' } })
+  const printed = chunks.join('')
+  t.ok(printed.includes('incoming request'), 'the app logged at trace')
+  for (const [name, value] of Object.entries({ apiKey, customer, session: s.cookie.split('=')[1], csrf: s.csrf })) {
+    t.notOk(printed.includes(value), `${name} is not in the logs`)
   }
 })

@@ -3,7 +3,8 @@
 import type { FastifyHttpOptions } from 'fastify'
 import type { Server } from 'node:http'
 import { MAX_NAME_CHARS, type Limits } from './http.js'
-import { clientErrorHandler, frameworkErrors } from './watson-errors.js'
+import { errors } from 'fastify-customer-data'
+import { frameworkErrors } from './watson-errors.js'
 
 /**
  * Fastify's router measures a path parameter after decodeURI, which leaves reserved characters
@@ -22,7 +23,7 @@ export function serverOptions (limits: Limits): FastifyHttpOptions<Server> {
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.idleTimeoutMs,
     http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, limits.headersTimeoutMs) },
-    clientErrorHandler,
+    clientErrorHandler: errors.watsonClientErrorHandler,
     frameworkErrors
   }
 }

@@ -2,8 +2,6 @@
 // 401 and client error leaves here in Watson's shape {code, code_description, error}, because the
 // SDK shows `error` to its user (docs/ARCHITECTURE.md, "Errors").
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { Socket } from 'node:net'
-import { STATUS_CODES } from 'node:http'
 import { errors } from 'fastify-customer-data'
 import { BodyTooLarge } from './storage/blobs.js'
 
@@ -59,15 +57,4 @@ export function frameworkErrors (err: FastifyError, _request: FastifyRequest, re
   } else {
     sendWatsonError(reply, err.statusCode ?? 400, err.message)
   }
-}
-
-/** Requests Node's HTTP server cut before Fastify saw them: a request timeout is a 408, the rest as the library says. */
-export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
-  if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
-    errors.watsonClientErrorHandler(err, socket)
-    return
-  }
-  if (!socket.writable) return
-  const body = JSON.stringify(errors.watsonErrorBody(408, 'The request took too long to arrive: send the headers and body without pausing.'))
-  socket.end(`HTTP/1.1 408 ${STATUS_CODES[408] as string}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
 }

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runLabelStoreContract, postgresStore, errors, CustomerDataEngine } from '../index.js'
 import { PG_URL, dropConnections, dropSchemas, pgSkipReason, uniqueSchema } from './helpers/pg.js'
-import { POSTGRES_SCHEMA_VERSION } from '../lib/stores/postgres.js'
+import { POSTGRES_SCHEMA_VERSION, postgresStatements } from '../lib/stores/postgres.js'
 
 const skip = await pgSkipReason()
 const schemas: string[] = []
@@ -179,4 +179,44 @@ test('a store written by the version 2 layout migrates in place: its running del
   await check.connect()
   t.same((await check.query(`SELECT version FROM ${s}.schema_version`)).rows, [{ version: POSTGRES_SCHEMA_VERSION }])
   await check.end()
+})
+
+test('every prepared statement keeps an index scan under a generic plan, on a table of many customers', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const store = postgresStore({ connectionString: PG_URL, schema: s })
+  await store.open()
+  await store.close()
+  const c = new pg.Client({ connectionString: PG_URL })
+  await c.connect()
+  t.teardown(() => c.end())
+  await c.query(`INSERT INTO ${s}.labels (instance, customer, kind, rid, labeled_at)
+    SELECT 'i', 'c' || (g % 2000), 'k', 'r' || g, 0 FROM generate_series(1, 60000) AS g`)
+  await c.query(`INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires)
+    SELECT seq, instance, customer, kind, rid, 'lease-' || seq, 0 FROM ${s}.labels WHERE seq % 20 = 0`)
+  await c.query(`INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at)
+    SELECT 'd' || g, 'i', 'c' || g, 100, CASE WHEN g % 10 = 0 THEN 'running' ELSE 'completed' END, 0 FROM generate_series(1, 2000) AS g`)
+  await c.query(`ANALYZE ${s}.labels; ANALYZE ${s}.pending; ANALYZE ${s}.deletions`)
+  await c.query('SET plan_cache_mode = force_generic_plan')
+  const sql = postgresStatements(s)
+  const params: Partial<Record<keyof typeof sql, unknown[]>> = {
+    claim: ['i', 'c7', '1000', '0', 0, 500],
+    exportPage: ['i', 'c7', '0', 101],
+    withdraw: ['i', 'k', ['r7']],
+    maxSeq: ['i', 'c7'],
+    finish: ['d7', 0],
+    doom: ['i', 'c7'],
+    leaseRows: ['lease-20'],
+    renew: [['lease-20'], 0],
+    dropLabels: [['i'], ['c7'], [7]],
+    runningFor: ['i', 'c7'],
+    scope: ['d7']
+  }
+  for (const [name, values] of Object.entries(params)) {
+    await c.query(`PREPARE probe AS ${sql[name as keyof typeof sql]}`)
+    const literal = (v: unknown): string => Array.isArray(v) ? `ARRAY[${v.map(literal).join(', ')}]` : typeof v === 'number' ? String(v) : c.escapeLiteral(String(v))
+    const plan = (await c.query(`EXPLAIN EXECUTE probe (${(values as unknown[]).map(literal).join(', ')})`)).rows.map((r) => r['QUERY PLAN']).join('\n')
+    await c.query('DEALLOCATE probe')
+    t.notMatch(plan, /Seq Scan on (labels|pending)/, `${name}: ${plan.includes('Generic') ? 'generic' : 'the'} plan uses an index\n${plan}`)
+  }
 })

@@ -175,7 +175,7 @@ function labelColumns (labels: readonly LabelInput[]): [string[], string[], stri
  * a name once, and PostgreSQL keeps a generic plan for it. Every WHERE names the leading columns
  * of an index, so the generic plans are index scans (docs/ARCHITECTURE.md, "Store layout").
  */
-function statements (s: string) {
+export function postgresStatements (s: string) {
   return {
     /**
      * One group: $1 sorted "instance customer" lock keys; $2–$8 label columns; $9 lease ids to
@@ -276,7 +276,7 @@ function statements (s: string) {
       ORDER BY l.seq LIMIT $4`
   }
 }
-type Statement = keyof ReturnType<typeof statements>
+type Statement = keyof ReturnType<typeof postgresStatements>
 
 /** A row of a lease the group committed (or found doomed), or the ordinal of a label it skipped. */
 interface GroupRow { lease_id: string, kind: string, rid: string, doomed: boolean, skipped: string | null }
@@ -345,7 +345,7 @@ type Queryable = pg.Pool | pg.PoolClient
 
 export class PostgresStore implements LabelStore {
   readonly schema: string
-  readonly #sql: ReturnType<typeof statements>
+  readonly #sql: ReturnType<typeof postgresStatements>
   readonly #options: PostgresStoreOptions
   readonly #max: number
   #pool: pg.Pool | null = null
@@ -375,7 +375,7 @@ export class PostgresStore implements LabelStore {
     const schema = options.schema ?? POSTGRES_DEFAULTS.schema
     if (!IDENT.test(schema)) throw new FST_CUSTOMER_DATA_INVALID_OPTION('postgresStore schema must be a lower-case SQL identifier')
     this.schema = schema
-    this.#sql = statements(schema)
+    this.#sql = postgresStatements(schema)
     // Statement names carry the schema: two stores on one host pool never share a name.
     this.#names = Object.fromEntries(Object.keys(this.#sql).map((k) => [k, `fcd_${schema}_${k}`])) as Record<Statement, string>
     this.#group = new GroupCommit((group) => this.#runGroup(group), { maxGroup: MAX_GROUP, maxFlushers: MAX_FLUSHERS, stallMs: STALL_MS })
@@ -394,7 +394,12 @@ export class PostgresStore implements LabelStore {
     if (this.#pool !== null) return
     this.#closed = false
     const pool = (this.#options.pool as pg.Pool | undefined) ??
-      new (loadDriver<typeof pg>('pg').Pool)({ connectionString: this.#options.connectionString, max: this.#max })
+      new (loadDriver<typeof pg>('pg').Pool)({
+        connectionString: this.#options.connectionString,
+        max: this.#max,
+        // Plan each prepared statement once: the generic plans are index scans (a test checks).
+        options: '-c plan_cache_mode=force_generic_plan'
+      })
     // An idle client losing its connection must not crash the host; the next query reconnects.
     pool.on('error', () => {})
     this.#pool = pool
@@ -528,7 +533,7 @@ export class PostgresStore implements LabelStore {
 
   /**
    * One group statement, so one round trip and one implicit transaction: it takes the shared
-   * advisory locks of the labels' customers (before any seq, see statements().group), inserts the
+   * advisory locks of the labels' customers (before any seq, see postgresStatements().group), inserts the
    * labels and their pending rows, and commits the leases that no deletion doomed.
    */
   async #runGroup (group: QueuedWrite[]): Promise<void> {

@@ -6,9 +6,13 @@ export { customerMetadata, type CustomerMetadataOptions } from './plugins/custom
 export { websocketMetadata, type WebsocketMetadataOptions } from './plugins/websocket-metadata.js'
 export {
   customerLabels, RequestCustomerData,
-  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RequestInstanceResolver
+  type CustomerLabelsOptions, type CustomerDataApi, type RouteCustomerDataConfig, type RouteCustomerDataRequest, type LabelOptions, type RequestInstanceResolver
 } from './plugins/customer-labels.js'
 export { userDataRoutes, type UserDataRoutesOptions } from './plugins/user-data-routes.js'
+export { customerDataMetrics, type CustomerDataMetricsOptions } from './plugins/metrics.js'
+export { customerDataConsole, type CustomerDataConsoleOptions } from './plugins/console.js'
+export type * from './lib/deletion-events.js'
+export type { DeletionOverview, DeletionOverviewPage, ListDeletionOverviewsOptions } from './lib/deletion-overview.js'
 export { parseCustomerMetadata, parseMetadataQuery, validateCustomerId } from './lib/metadata.js'
 export { apiKeyInstances, type ApiKeyInstancesOptions, type InstanceResolver, type InstanceRequest } from './lib/instances.js'
 export { CustomerDataEngine, ENGINE_DEFAULTS, type Eraser, type EngineOptions } from './lib/engine.js'

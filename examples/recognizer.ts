@@ -1,7 +1,7 @@
 // The recognition backend is the host's: this interface is where a real engine plugs in.
-// The built-in one is honest: it decodes WAV and audio/l16, measures the audio, and says in its
-// transcript that no speech model is configured.
-import { open } from 'node:fs/promises'
+// The built-in one is honest: it decodes WAV and audio/l16, measures the audio (and FLAC's length
+// from its header), and says in its transcript that no speech model is configured.
+import { readRange, type StoredBytes } from './storage/blobs.js'
 
 export interface RecognitionResult {
   result_index: number
@@ -10,23 +10,32 @@ export interface RecognitionResult {
 }
 
 export interface Recognizer {
-  /** Recognizes the audio in `path`, sent as `contentType`. Throws UnsupportedAudio for what it cannot decode. */
-  recognize(path: string, contentType: string, signal?: AbortSignal): Promise<RecognitionResult>
+  /**
+   * Recognizes the stored audio (`audio.stream()` reads it, from a file or the fleet's database),
+   * sent as `contentType`. Throws UnsupportedAudio for what it cannot decode.
+   */
+  recognize(audio: StoredBytes, contentType: string, signal?: AbortSignal): Promise<RecognitionResult>
 }
 
 export class UnsupportedAudio extends Error {}
+/** Audio that claims a format it does not follow (a WAV header cut short): the client's mistake, a 400. */
+export class MalformedAudio extends UnsupportedAudio {}
+
+/** A PCM fmt chunk carries 16 bytes: format, channels, rate, byte rate, block align, bits per sample. */
+const WAV_FMT_BYTES = 16
 
 interface Pcm { sampleRate: number, channels: number, bitsPerSample: number, dataOffset: number, dataBytes: number, bigEndian: boolean }
 
-/** Reads a RIFF/WAVE header: the fmt and data chunks. */
+/** Reads a RIFF/WAVE header: the fmt and data chunks. Every read is bounded by what arrived. */
 function parseWav (head: Buffer, fileSize: number): Pcm {
-  if (head.toString('ascii', 0, 4) !== 'RIFF' || head.toString('ascii', 8, 12) !== 'WAVE') throw new UnsupportedAudio('not a RIFF/WAVE file')
+  if (head.length < 12 || head.toString('ascii', 8, 12) !== 'WAVE') throw new MalformedAudio('The WAV header is cut short or is not RIFF/WAVE: send the whole file.')
   let offset = 12
   let fmt: Omit<Pcm, 'dataOffset' | 'dataBytes'> | null = null
   while (offset + 8 <= head.length) {
     const id = head.toString('ascii', offset, offset + 4)
     const size = head.readUInt32LE(offset + 4)
     if (id === 'fmt ') {
+      if (size < WAV_FMT_BYTES || offset + 8 + WAV_FMT_BYTES > head.length) throw new MalformedAudio('The WAV fmt chunk is cut short: send the whole file.')
       const format = head.readUInt16LE(offset + 8)
       if (format !== 1 && format !== 0xfffe) throw new UnsupportedAudio(`WAV format ${format} is not PCM`)
       fmt = { channels: head.readUInt16LE(offset + 10), sampleRate: head.readUInt32LE(offset + 12), bitsPerSample: head.readUInt16LE(offset + 22), bigEndian: false }
@@ -37,6 +46,7 @@ function parseWav (head: Buffer, fileSize: number): Pcm {
     }
     offset += 8 + size + (size % 2)
   }
+  if (head.length < 65536) throw new MalformedAudio('The WAV file has no data chunk: send the whole file.')
   throw new UnsupportedAudio('WAV header has no data chunk in its first 64 KiB')
 }
 
@@ -53,65 +63,64 @@ function parseL16 (contentType: string, fileSize: number): Pcm {
   return { sampleRate, channels, bitsPerSample: 16, dataOffset: 0, dataBytes: fileSize, bigEndian: endianness !== 'little-endian' }
 }
 
-/** Level metrics of 16-bit PCM, read in 64 KiB chunks. */
-async function pcmMetrics (path: string, pcm: Pcm): Promise<Record<string, number>> {
+/** FLAC's STREAMINFO block (always first): rate, channels and length, without decoding frames. */
+function parseFlac (head: Buffer): Pcm {
+  if (head.length < 42 || (head[4] & 0x7f) !== 0) throw new UnsupportedAudio('FLAC file without a STREAMINFO block')
+  const info = head.subarray(8, 42)
+  const sampleRate = (info[10] << 12) | (info[11] << 4) | (info[12] >> 4)
+  const channels = ((info[12] >> 1) & 0x07) + 1
+  const bitsPerSample = (((info[12] & 0x01) << 4) | (info[13] >> 4)) + 1
+  const samples = (info[13] & 0x0f) * 2 ** 32 + info.readUInt32BE(14)
+  // The size the samples have decoded, so the duration is samples / rate; the frames are not decoded.
+  return { sampleRate, channels, bitsPerSample, dataOffset: 0, dataBytes: samples * channels * bitsPerSample / 8, bigEndian: false }
+}
+
+/** Level metrics of 16-bit PCM, read as a stream. */
+async function pcmMetrics (audio: StoredBytes, pcm: Pcm): Promise<Record<string, number>> {
   if (pcm.bitsPerSample !== 16) return {}
-  const handle = await open(path, 'r')
-  try {
-    const buf = Buffer.alloc(65536)
-    let position = pcm.dataOffset
-    const end = pcm.dataOffset + pcm.dataBytes
-    let n = 0
-    let sum = 0
-    let sumSq = 0
-    let clipped = 0
-    let peak = 0
-    while (position + 1 < end) {
-      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, end - position), position)
-      if (bytesRead < 2) break
-      for (let i = 0; i + 1 < bytesRead; i += 2) {
-        const s = pcm.bigEndian ? buf.readInt16BE(i) : buf.readInt16LE(i)
-        sum += s
-        sumSq += s * s
-        if (s >= 32767 || s <= -32768) clipped++
-        const a = Math.abs(s)
-        if (a > peak) peak = a
-        n++
-      }
-      position += bytesRead - (bytesRead % 2)
+  let n = 0
+  let sum = 0
+  let sumSq = 0
+  let clipped = 0
+  let peak = 0
+  let odd: Buffer | null = null // a sample cut by a chunk boundary
+  for await (const chunk of audio.stream(pcm.dataOffset, pcm.dataOffset + pcm.dataBytes)) {
+    const buf: Buffer = odd === null ? chunk as Buffer : Buffer.concat([odd, chunk as Buffer])
+    const whole = buf.length - (buf.length % 2)
+    for (let i = 0; i < whole; i += 2) {
+      const s = pcm.bigEndian ? buf.readInt16BE(i) : buf.readInt16LE(i)
+      sum += s
+      sumSq += s * s
+      if (s >= 32767 || s <= -32768) clipped++
+      const a = Math.abs(s)
+      if (a > peak) peak = a
+      n++
     }
-    if (n === 0) return { clipping_rate: 0, direct_current_offset: 0, signal_level_rms: 0, peak_level: 0 }
-    return {
-      clipping_rate: clipped / n,
-      direct_current_offset: sum / n / 32768,
-      signal_level_rms: Math.sqrt(sumSq / n) / 32768,
-      peak_level: peak / 32768
-    }
-  } finally {
-    await handle.close()
+    odd = whole < buf.length ? buf.subarray(whole) : null
+  }
+  if (n === 0) return { clipping_rate: 0, direct_current_offset: 0, signal_level_rms: 0, peak_level: 0 }
+  return {
+    clipping_rate: clipped / n,
+    direct_current_offset: sum / n / 32768,
+    signal_level_rms: Math.sqrt(sumSq / n) / 32768,
+    peak_level: peak / 32768
   }
 }
 
 export class BuiltinRecognizer implements Recognizer {
-  async recognize (path: string, contentType: string): Promise<RecognitionResult> {
-    const handle = await open(path, 'r')
-    let head: Buffer
-    let size: number
-    try {
-      size = (await handle.stat()).size
-      head = Buffer.alloc(Math.min(size, 65536))
-      await handle.read(head, 0, head.length, 0)
-    } finally {
-      await handle.close()
-    }
+  async recognize (audio: StoredBytes, contentType: string): Promise<RecognitionResult> {
+    const size = audio.size
+    const head = await readRange(audio, 0, 65536)
     const type = contentType.toLowerCase()
     let pcm: Pcm
+    const flac = head.toString('ascii', 0, 4) === 'fLaC'
     if (head.toString('ascii', 0, 4) === 'RIFF') pcm = parseWav(head, size) // also WAV sent as application/json by the SDK
+    else if (flac) pcm = parseFlac(head)
     else if (type.startsWith('audio/l16')) pcm = parseL16(type, size)
-    else throw new UnsupportedAudio(`The built-in recognizer decodes audio/wav and audio/l16 only, not ${type.split(';')[0] || 'this audio'}; configure a recognizer for it.`)
+    else throw new UnsupportedAudio(`The built-in recognizer decodes audio/wav, audio/flac and audio/l16 only, not ${type.split(';')[0] || 'this audio'}; configure a recognizer for it.`)
     const bytesPerSecond = pcm.sampleRate * pcm.channels * (pcm.bitsPerSample / 8)
     const duration = bytesPerSecond > 0 ? pcm.dataBytes / bytesPerSecond : 0
-    const metrics = await pcmMetrics(path, pcm)
+    const metrics = flac ? {} : await pcmMetrics(audio, pcm) // FLAC frames are compressed: no levels without a decoder
     return {
       result_index: 0,
       results: [{

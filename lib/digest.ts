@@ -1,4 +1,4 @@
-// Customer IDs are keyed-hashed before they reach a store or a log (DESIGN.md §6.4, §9): a
+// Customer IDs are keyed-hashed before they reach a store or a log (docs/ARCHITECTURE.md, "Deletion", "Logs"): a
 // deletion record keeps only this digest, and nobody without the installation secret can test a
 // guessed ID against it.
 import { createHmac } from 'node:crypto'

@@ -1,8 +1,9 @@
-// The deletion engine (DESIGN.md §5, §6): issues leases for write-ahead labels, records deletions,
+// The deletion engine (docs/ARCHITECTURE.md, "Labels and leases", "Deletion"): issues leases for write-ahead labels, records deletions,
 // erases covered resources in batches through the host's erasers, retries with capped exponential
 // backoff, and reaps doomed labels whose writer died. It knows nothing of HTTP.
 import { randomUUID } from 'node:crypto'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { DeletionEvents, eraserFailure, failedKind, failureMessage } from './deletion-events.js'
 import { customerDigest, logTag } from './digest.js'
 import {
   FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_INVALID_RESOURCE, FST_CUSTOMER_DATA_NO_ERASER,
@@ -10,6 +11,7 @@ import {
 } from './errors.js'
 import { Lease, type LeaseHost } from './lease.js'
 import { leaseId } from './lease-id.js'
+import { checkEngineTimings, ENGINE_DEFAULTS } from './options.js'
 import type { ClaimedLabel, DeletionRecord, ExportPage, LabelStore } from './store.js'
 
 /** Erases resources of one kind. Idempotent: an id that does not exist is not an error. */
@@ -42,27 +44,12 @@ export interface EngineOptions {
   logger?: EngineLogger
 }
 
-export const ENGINE_DEFAULTS = {
-  leaseMs: 60_000,
-  batchSize: 500,
-  reaperMs: 10_000,
-  eraserTimeoutMs: 30_000,
-  retryMinMs: 100,
-  retryMaxMs: 30_000
-} as const
+export { ENGINE_DEFAULTS }
 
 const CLAIM_MARGIN_MS = 5000
 const KIND = /^[A-Za-z0-9_.:-]{1,64}$/
 const MAX_RESOURCE_ID = 1024
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
-
-function positive (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new FST_CUSTOMER_DATA_INVALID_OPTION(`${name} must be a positive number of milliseconds or items, got ${String(value)}`)
-  }
-  return value
-}
 
 export class CustomerDataEngine implements LeaseHost {
   readonly store: LabelStore
@@ -79,6 +66,8 @@ export class CustomerDataEngine implements LeaseHost {
   readonly #leases = new Map<string, { lease: Lease, since: number }>()
 
   readonly #runs = new Map<string, Promise<DeletionRecord | null>>()
+  /** What happens to labels and deletions, for the host's audit trail and the metrics. */
+  readonly events: DeletionEvents
   readonly #stop = new AbortController()
   #secretOption: Buffer | undefined
   #secret: Buffer | undefined
@@ -107,13 +96,15 @@ export class CustomerDataEngine implements LeaseHost {
       this.#secretOption = secret
     }
     this.store = store
-    this.leaseMs = positive('leaseMs', options.leaseMs, ENGINE_DEFAULTS.leaseMs)
-    this.batchSize = Math.floor(positive('batchSize', options.batchSize, ENGINE_DEFAULTS.batchSize))
-    this.reaperMs = positive('reaperMs', options.reaperMs, ENGINE_DEFAULTS.reaperMs)
-    this.eraserTimeoutMs = positive('eraserTimeoutMs', options.eraserTimeoutMs, ENGINE_DEFAULTS.eraserTimeoutMs)
-    this.retryMinMs = positive('retryMinMs', options.retryMinMs, ENGINE_DEFAULTS.retryMinMs)
-    this.retryMaxMs = positive('retryMaxMs', options.retryMaxMs, ENGINE_DEFAULTS.retryMaxMs)
+    const timings = checkEngineTimings(options)
+    this.leaseMs = timings.leaseMs
+    this.batchSize = timings.batchSize
+    this.reaperMs = timings.reaperMs
+    this.eraserTimeoutMs = timings.eraserTimeoutMs
+    this.retryMinMs = timings.retryMinMs
+    this.retryMaxMs = timings.retryMaxMs
     this.#log = options.logger ?? silent
+    this.events = new DeletionEvents(this.#log)
   }
 
   hasEraser (kind: string): boolean { return this.#erasers.has(kind) }
@@ -123,7 +114,11 @@ export class CustomerDataEngine implements LeaseHost {
     await this.store.open()
     this.#secret = this.#secretOption ?? await this.store.secret()
     this.#unsubscribe = this.store.onDoom((leaseIds) => {
-      for (const id of leaseIds) this.#leases.get(id)?.lease.doom()
+      for (const id of leaseIds) {
+        const lease = this.#leases.get(id)?.lease
+        if (lease !== undefined && !lease.doomed) this.events.publish('lease-doomed', { instance: lease.instance, leaseId: id })
+        lease?.doom()
+      }
     })
     this.#timer = setInterval(() => { this.reap() }, this.reaperMs)
     this.#timer.unref()
@@ -157,6 +152,7 @@ export class CustomerDataEngine implements LeaseHost {
     if (!lease.labeled) return lease
     const customers = customerIds.map((c) => this.digest(c))
     await this.#storeCall(() => this.store.label([{ leaseId: lease.id, instance, customers, kind, id, now, expiresAt: now + this.leaseMs }]))
+    this.events.publish('labels-written', { instance, kind, count: customers.length })
     this.#leases.set(lease.id, { lease, since: now })
     return lease
   }
@@ -232,6 +228,7 @@ export class CustomerDataEngine implements LeaseHost {
     const customer = this.digest(customerId)
     const { deletion, created } = await this.#storeCall(() => this.store.requestDeletion({ id: randomUUID(), instance, customer, now: Date.now() }))
     this.#log.info({ deletionId: deletion.id, customer: logTag(customer), joined: !created }, 'customer data deletion recorded')
+    this.events.publish('deletion-recorded', { deletionId: deletion.id, instance, created, createdAt: deletion.createdAt })
     return await this.awaitDeletion(deletion, waitMs)
   }
 
@@ -304,6 +301,7 @@ export class CustomerDataEngine implements LeaseHost {
 
   async #run (deletionId: string, instance: string): Promise<DeletionRecord | null> {
     let failures = 0
+    let progressed = false
     let after: string | null = null
     while (!this.#stop.signal.aborted) {
       let claimed: ClaimedLabel[] = []
@@ -326,6 +324,7 @@ export class CustomerDataEngine implements LeaseHost {
           const rec = await this.store.finishDeletion(deletionId, Date.now())
           if (rec?.status === 'completed') {
             this.#log.info({ deletionId, customer: logTag(rec.customer), erased: rec.erased }, 'customer data deletion completed')
+            this.events.publish('deletion-completed', { deletionId, instance, erased: rec.erased, createdAt: rec.createdAt, completedAt: rec.completedAt ?? Date.now() })
             await this.store.compact?.()
           }
           return rec
@@ -334,6 +333,10 @@ export class CustomerDataEngine implements LeaseHost {
         after = batch[batch.length - 1].key
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
+        this.events.publish('batch-erased', { deletionId, instance, erased })
+        // The first success of a run also clears failures noted by a replica that ran it before.
+        if (failures > 0 || !progressed) await this.#noteAttempt(deletionId, instance, null)
+        progressed = true
         failures = 0
         await yieldToLoop()
       } catch (err) {
@@ -341,6 +344,7 @@ export class CustomerDataEngine implements LeaseHost {
         failures++
         const delay = this.#backoff(failures)
         this.#log.warn({ deletionId, attempt: failures, retryInMs: delay, err: describe(err) }, 'customer data deletion batch failed; retrying')
+        await this.#noteAttempt(deletionId, instance, { attempt: failures, nextRetryAt: Date.now() + delay, err })
         await sleep(delay, this.#stop.signal)
       }
     }
@@ -376,6 +380,8 @@ export class CustomerDataEngine implements LeaseHost {
     })
     try {
       await Promise.race([eraser(ids, { instance, signal: controller.signal }), timeout])
+    } catch (err) {
+      throw eraserFailure(kind, err)
     } finally {
       clearTimeout(timer)
     }
@@ -392,6 +398,23 @@ export class CustomerDataEngine implements LeaseHost {
         if (attempt >= 5 || this.#stop.signal.aborted) throw err
         await sleep(this.#backoff(attempt), this.#stop.signal)
       }
+    }
+  }
+
+  /**
+   * Keeps a failed attempt (or, with null, renewed progress) with the deletion, where every
+   * replica and the list route see it. Best effort: the retry goes on if the store refuses.
+   */
+  async #noteAttempt (deletionId: string, instance: string, failure: { attempt: number, nextRetryAt: number, err: unknown } | null): Promise<void> {
+    const kind = failure === null ? null : failedKind(failure.err)
+    const error = failure === null ? '' : failureMessage(failure.err)
+    try {
+      await this.store.noteDeletionAttempt(deletionId, failure === null ? null : { kind, error, failedAt: Date.now(), nextRetryAt: failure.nextRetryAt })
+    } catch (err) {
+      this.#log.warn({ deletionId, err: describe(err) }, 'customer data deletion attempt could not be recorded')
+    }
+    if (failure !== null && kind !== null) {
+      this.events.publish('eraser-failed', { deletionId, instance, kind, error, attempt: failure.attempt, nextRetryAt: failure.nextRetryAt })
     }
   }
 

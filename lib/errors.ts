@@ -1,4 +1,4 @@
-// Every error the plugins produce, as @fastify/error constants (DESIGN.md §8).
+// Every error the plugins produce, as @fastify/error constants (docs/ARCHITECTURE.md, "Errors").
 // Messages say which header or parameter is wrong and how to fix it; none echoes a customer ID.
 import createError from '@fastify/error'
 import { STATUS_CODES } from 'node:http'
@@ -25,6 +25,9 @@ export const FST_CUSTOMER_DATA_UNAUTHORIZED = createError(
   'FST_CUSTOMER_DATA_UNAUTHORIZED',
   'Unauthorized: send the credentials of a service instance (Basic apikey:<key> or Bearer <key>).',
   401
+)
+export const FST_CUSTOMER_DATA_FORBIDDEN = createError<'FST_CUSTOMER_DATA_FORBIDDEN', 403, [string]>(
+  'FST_CUSTOMER_DATA_FORBIDDEN', 'Forbidden: %s', 403
 )
 export const FST_CUSTOMER_DATA_DELETION_NOT_FOUND = createError(
   'FST_CUSTOMER_DATA_DELETION_NOT_FOUND',
@@ -62,7 +65,7 @@ export const FST_CUSTOMER_DATA_CLOSED = createError(
   503
 )
 
-/** The Watson error body: `{ code, code_description, error }` (WATSON-WIRE.md, Errors). */
+/** The Watson error body: `{ code, code_description, error }` (docs/ARCHITECTURE.md, "Errors"). */
 export interface WatsonErrorBody {
   code: number
   code_description: string
@@ -79,15 +82,21 @@ export function watsonErrorBody (statusCode: number, message: string): WatsonErr
   }
 }
 
+/** What Node's HTTP server cut before Fastify saw the request, by error code: status and message. */
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'The request headers are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request took too long to arrive: send the headers and body without pausing.']
+}
+const MALFORMED: [number, string] = [400, 'The request is malformed: a header or the request line contains a character HTTP does not allow (such as a control character).']
+
 /**
- * A Fastify `clientErrorHandler` that answers requests Node's HTTP parser rejected (for example a
- * control character in a header) with a Watson-shaped 400 instead of an empty one.
+ * A Fastify `clientErrorHandler` that answers requests Node's HTTP server rejected (a control
+ * character in a header, headers too large, a request or headers timeout) with a Watson-shaped
+ * error instead of an empty one.
  */
 export function watsonClientErrorHandler (err: Error & { code?: string }, socket: import('node:net').Socket): void {
   if (!socket.writable) return
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-  const body = JSON.stringify(watsonErrorBody(status, status === 431
-    ? 'The request headers are too large.'
-    : 'The request is malformed: a header or the request line contains a character HTTP does not allow (such as a control character).'))
+  const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? MALFORMED
+  const body = JSON.stringify(watsonErrorBody(status, message))
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
 }

@@ -1,4 +1,4 @@
-// Service instances (DESIGN.md §4). The Watson convention: an API key, sent as Basic
+// Service instances (docs/ARCHITECTURE.md, "Instances"). The Watson convention: an API key, sent as Basic
 // `apikey:<key>` or `Bearer <key>`, belongs to one instance. Keys are kept only as SHA-256 hashes
 // and compared in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto'

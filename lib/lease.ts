@@ -1,4 +1,4 @@
-// A lease is a writer's hold on the labels it wrote ahead of its data (DESIGN.md §5). A deletion
+// A lease is a writer's hold on the labels it wrote ahead of its data (docs/ARCHITECTURE.md, "Labels and leases"). A deletion
 // that covers them dooms the lease: `signal` aborts, and `commit()` erases what was written and
 // throws, so nothing stored under a doomed lease outlives the deletion.
 import { FST_CUSTOMER_DATA_LEASE_DOOMED } from './errors.js'

@@ -1,4 +1,4 @@
-// The X-Watson-Metadata grammar (DESIGN.md §3): one pure parser for the HTTP header and the
+// The X-Watson-Metadata grammar (docs/ARCHITECTURE.md, "Metadata"): one pure parser for the HTTP header and the
 // percent-decoded WebSocket query parameter, so the same ID sent either way is the same string.
 import { FST_CUSTOMER_DATA_CUSTOMER_ID_INVALID, FST_CUSTOMER_DATA_METADATA_INVALID } from './errors.js'
 
@@ -49,7 +49,7 @@ function codePointLength (s: string): number {
 /**
  * Parses an X-Watson-Metadata value. A string is decoded text; a Buffer is UTF-8 bytes.
  * Returns the distinct customer IDs in order of first appearance; throws
- * FST_CUSTOMER_DATA_METADATA_INVALID (400) on anything DESIGN.md §3 rejects.
+ * FST_CUSTOMER_DATA_METADATA_INVALID (400) on anything the grammar rejects (docs/ARCHITECTURE.md, "Metadata").
  */
 export function parseCustomerMetadata (value: string | Buffer, options: ParseOptions = {}): string[] {
   const source = options.source ?? 'X-Watson-Metadata header'
@@ -94,6 +94,28 @@ export function parseCustomerMetadata (value: string | Buffer, options: ParseOpt
 
 function tooLong (source: string): Error {
   return new FST_CUSTOMER_DATA_METADATA_INVALID(source, `it is longer than ${MAX_METADATA_BYTES} bytes`)
+}
+
+/**
+ * Parses several lines of the metadata header (HTTP allows a field to repeat; Node would join them
+ * with ", ", which changes their meaning). Each line is read with the grammar on its own, as Node
+ * hands it over; the customer IDs are united, and the limits apply to the union.
+ */
+export function parseMetadataLines (lines: readonly string[], options: ParseOptions = {}): string[] {
+  const source = options.source ?? 'X-Watson-Metadata header'
+  const maxIds = options.maxIds ?? DEFAULT_MAX_IDS
+  let bytes = 0
+  const ids: string[] = []
+  for (const line of lines) {
+    bytes += line.length // latin1 as Node hands it over: one character per byte
+    if (bytes > MAX_METADATA_BYTES) throw new FST_CUSTOMER_DATA_METADATA_INVALID(source, `its lines together are longer than ${MAX_METADATA_BYTES} bytes`)
+    for (const id of parseMetadataHeader(line, { ...options, source })) {
+      if (ids.includes(id)) continue
+      if (ids.length === maxIds) throw new FST_CUSTOMER_DATA_METADATA_INVALID(source, `its lines together name more than ${maxIds} customer IDs`)
+      ids.push(id)
+    }
+  }
+  return ids
 }
 
 /**

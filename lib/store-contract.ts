@@ -1,4 +1,4 @@
-// The behaviour every LabelStore must have (DESIGN.md §7), as one suite that runs against any
+// The behaviour every LabelStore must have (docs/ARCHITECTURE.md, "Stores"), as one suite that runs against any
 // adapter: ours and a host's own. Pass a tap Test (or anything with test/equal/same/ok).
 import { randomUUID } from 'node:crypto'
 import type { LabelStore } from './store.js'
@@ -295,5 +295,109 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.equal(await rejection(store.withdraw({ instance: 'i1', kind: 'audio', ids: ['\u0000'] })), 'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'withdraw of an id with NUL')
     t.equal(await rejection(store.requestDeletion({ id: randomUUID(), instance: 'i\u0000', customer: 'x', now })), 'FST_CUSTOMER_DATA_INVALID_RESOURCE', 'an instance with NUL')
     t.same((await store.exportLabels('i1', 'x', 10, null)).items.map((i) => i.id), ['a'], 'nothing was written or lost')
+  }))
+
+  runOperationsContract(t, makeStore)
+}
+
+// --- Operations: the deletion list, progress, attempts and the running summary. ---
+function runOperationsContract (t: ContractTest, makeStore: () => Promise<LabelStore>): void {
+  t.test('deletions list newest first, filter by status, page, and stay within their instance', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    const base = Date.now()
+    const ids: string[] = []
+    for (let n = 0; n < 5; n++) {
+      await committed(store, 'i1', [`c${n}`], 'audio', `a${n}`)
+      const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: `c${n}`, now: base + n })
+      ids.push(deletion.id)
+    }
+    await store.requestDeletion({ id: randomUUID(), instance: 'i2', customer: 'c0', now: base + 10 })
+    await drain(store, ids[1])
+    await drain(store, ids[3])
+    await store.finishDeletion(ids[1], base + 20)
+    await store.finishDeletion(ids[3], base + 20)
+
+    const seen: string[] = []
+    let cursor: string | null = null
+    let pages = 0
+    do {
+      const page = await store.listDeletions('i1', { limit: 2, cursor })
+      t.ok(page.items.length <= 2, 'a page holds at most limit items')
+      seen.push(...page.items.map((d) => d.id))
+      cursor = page.next
+      pages++
+    } while (cursor !== null && pages < 10)
+    t.same(seen, [...ids].reverse(), 'every deletion of the instance once, newest first')
+    t.equal(pages, 3)
+
+    const running = await store.listDeletions('i1', { status: 'running', limit: 10, cursor: null })
+    t.same(running.items.map((d) => d.id), [ids[4], ids[2], ids[0]])
+    t.ok(running.items.every((d) => d.status === 'running' && d.instance === 'i1'))
+    t.equal(running.next, null)
+    const completed = await store.listDeletions('i1', { status: 'completed', limit: 1, cursor: null })
+    t.same(completed.items.map((d) => d.id), [ids[3]])
+    t.same(completed.items[0].erased, { audio: 1 })
+    const rest = await store.listDeletions('i1', { status: 'completed', limit: 1, cursor: completed.next })
+    t.same(rest.items.map((d) => d.id), [ids[1]])
+    t.equal((await store.listDeletions('i2', { limit: 10, cursor: null })).items.length, 1, 'the other instance sees only its own')
+    t.same((await store.listDeletions('i3', { limit: 10, cursor: null })).items, [])
+  }))
+
+  t.test('progress counts covered labels and those waiting on a live writer', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    const now = Date.now()
+    await committed(store, 'i1', ['c1'], 'audio', 'a1')
+    await committed(store, 'i1', ['c1'], 'word', 'w1')
+    const live = await labeled(store, 'i1', ['c1'], 'job', 'j1', now)
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
+    await committed(store, 'i1', ['c1'], 'audio', 'after') // labeled after the deletion: not covered
+    t.same(await store.deletionProgress('i1', deletion.id, now), { remaining: 3, waiting: 1, attempts: 0, failures: {} })
+    t.equal((await store.deletionProgress('i1', deletion.id, now + LEASE + 1))?.waiting, 0, 'an expired lease waits for nobody')
+    t.equal(await store.deletionProgress('i2', deletion.id, now), null, 'another instance cannot see it')
+    t.equal(await store.deletionProgress('i1', 'no-such-deletion', now), null)
+    await drain(store, deletion.id, now)
+    t.same(await store.deletionProgress('i1', deletion.id, now), { remaining: 1, waiting: 1, attempts: 0, failures: {} })
+    await store.commit(live, now)
+    await store.dropLease(live, true)
+    await store.finishDeletion(deletion.id, now)
+    t.same(await store.deletionProgress('i1', deletion.id, now), { remaining: 0, waiting: 0, attempts: 0, failures: {} })
+  }))
+
+  t.test('failed attempts keep each kind\'s last error and next retry until the deletion progresses', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    const now = Date.now()
+    await committed(store, 'i1', ['c1'], 'audio', 'a1')
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now })
+    await store.noteDeletionAttempt(deletion.id, { kind: 'audio', error: 'disk full', failedAt: now, nextRetryAt: now + 100 })
+    await store.noteDeletionAttempt(deletion.id, { kind: 'word', error: 'x'.repeat(2000), failedAt: now + 1, nextRetryAt: now + 300 })
+    await store.noteDeletionAttempt(deletion.id, { kind: 'audio', error: 'disk still full', failedAt: now + 2, nextRetryAt: now + 500 })
+    await store.noteDeletionAttempt(deletion.id, { kind: null, error: 'store hiccup', failedAt: now + 3, nextRetryAt: now + 900 })
+    const p = await store.deletionProgress('i1', deletion.id, now)
+    t.equal(p?.attempts, 4, 'every failed attempt counts')
+    t.same(p?.failures.audio, { error: 'disk still full', failedAt: now + 2, nextRetryAt: now + 500 }, 'the last error of the kind')
+    t.equal(p?.failures.word.error.length, 500, 'a long message is cut')
+    t.same(Object.keys(p?.failures ?? {}).sort(), ['audio', 'word'], 'a failure of no kind only counts')
+    await store.noteDeletionAttempt(deletion.id, null)
+    t.same(await store.deletionProgress('i1', deletion.id, now), { remaining: 1, waiting: 0, attempts: 0, failures: {} }, 'progress clears them')
+    await store.noteDeletionAttempt(deletion.id, { kind: 'audio', error: 'again', failedAt: now, nextRetryAt: now + 100 })
+    await drain(store, deletion.id, now)
+    await store.finishDeletion(deletion.id, now)
+    await store.noteDeletionAttempt(deletion.id, { kind: 'audio', error: 'late', failedAt: now, nextRetryAt: now + 100 })
+    t.same(await store.deletionProgress('i1', deletion.id, now), { remaining: 0, waiting: 0, attempts: 0, failures: {} }, 'a completed deletion has nothing to retry')
+    await store.noteDeletionAttempt('no-such-deletion', null)
+  }))
+
+  t.test('the running summary counts unfinished deletions and dates the oldest', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    const before = await store.runningSummary()
+    const now = Date.now()
+    const old = before.oldestCreatedAt ?? Infinity
+    await committed(store, 'i1', ['c1'], 'audio', 'a1')
+    const a = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: now - 5000 })
+    await store.requestDeletion({ id: randomUUID(), instance: 'i2', customer: 'c2', now })
+    const during = await store.runningSummary()
+    t.equal(during.running, before.running + 2)
+    t.equal(during.oldestCreatedAt, Math.min(old, now - 5000))
+    await drain(store, a.deletion.id)
+    await store.finishDeletion(a.deletion.id, now)
+    const after = await store.runningSummary()
+    t.equal(after.running, before.running + 1)
+    t.equal(after.oldestCreatedAt, Math.min(old, now), 'a completed deletion is no longer the oldest')
   }))
 }

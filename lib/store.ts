@@ -1,4 +1,4 @@
-// The label store interface (DESIGN.md §6, §7). Every step the deletion protocol needs to be atomic
+// The label store interface (docs/ARCHITECTURE.md, "Deletion", "Stores"). Every step the deletion protocol needs to be atomic
 // is one call, so an adapter can make it one transaction (SQLite) or one statement batch under row
 // locks (PostgreSQL). Customer IDs reach a store only as HMAC digests (lib/digest.ts).
 import { FST_CUSTOMER_DATA_BAD_REQUEST, FST_CUSTOMER_DATA_INVALID_RESOURCE } from './errors.js'
@@ -159,6 +159,87 @@ export interface LabelStore {
   onDoom(listener: (leaseIds: string[]) => void): () => void
   /** Optional: scrub freed space after a deletion completes (SQLite: WAL checkpoint). */
   compact?(): Promise<void>
+
+  // --- Operations: what operators see of deletions (the list route, the console, metrics). ---
+  /** The instance's deletions, newest first, one page; `status` filters. */
+  listDeletions(instance: string, options: ListDeletionsOptions): Promise<DeletionPage>
+  /** How far the deletion has come, or null if the instance has no such deletion. */
+  deletionProgress(instance: string, deletionId: string, now: number): Promise<DeletionProgress | null>
+  /**
+   * Records a failed erase attempt of a running deletion (attempts + 1, the kind's last error and
+   * next retry), or, with null, that it made progress again (attempts 0, no failures).
+   */
+  noteDeletionAttempt(deletionId: string, failure: DeletionFailureInput | null): Promise<void>
+  /** Every instance's unfinished deletions: how many, and when the oldest was recorded. */
+  runningSummary(): Promise<RunningSummary>
+}
+
+export interface ListDeletionsOptions {
+  status?: DeletionStatus
+  limit: number
+  /** Opaque cursor from the previous page, or null for the newest. */
+  cursor: string | null
+}
+
+export interface DeletionPage {
+  items: DeletionRecord[]
+  next: string | null
+}
+
+/** The last failure of one kind's eraser within a deletion. */
+export interface KindFailure {
+  /** The eraser's error message (it never sees a customer ID). */
+  error: string
+  failedAt: number
+  nextRetryAt: number
+}
+
+export interface DeletionFailureInput extends KindFailure {
+  /** The kind whose eraser failed; null when the failure was not an eraser's (e.g. the store's). */
+  kind: string | null
+}
+
+export interface DeletionProgress {
+  /** Labels the deletion still covers (0 once completed). */
+  remaining: number
+  /** Of those, labels doomed while their writer's lease is still live: they wait for it. */
+  waiting: number
+  /** Failed attempts since the deletion last made progress. */
+  attempts: number
+  /** Per kind whose eraser is failing: its last error and the next retry. */
+  failures: Record<string, KindFailure>
+}
+
+export interface RunningSummary {
+  running: number
+  /** When the oldest unfinished deletion was recorded (epoch ms), or null when none is. */
+  oldestCreatedAt: number | null
+}
+
+/** Deletion list cursors are "<createdAt>_<id>": newest first, ties broken by id. */
+export function deletionCursor (d: { createdAt: number, id: string }): string {
+  return `${d.createdAt}_${d.id}`
+}
+
+export function parseDeletionCursor (cursor: string): { createdAt: number, id: string } {
+  const sep = cursor.indexOf('_')
+  return { createdAt: Number(cursor.slice(0, sep)), id: cursor.slice(sep + 1) }
+}
+
+/** Longest eraser error message kept with a deletion. */
+export const MAX_FAILURE_MESSAGE = 500
+
+/** Applies a failure (or a recovery) to a deletion's attempt count and failures. */
+export function applyDeletionAttempt (
+  current: { attempts: number, failures: Record<string, KindFailure> },
+  failure: DeletionFailureInput | null
+): { attempts: number, failures: Record<string, KindFailure> } {
+  if (failure === null) return { attempts: 0, failures: {} }
+  const failures = { ...current.failures }
+  if (failure.kind !== null) {
+    failures[failure.kind] = { error: failure.error.slice(0, MAX_FAILURE_MESSAGE), failedAt: failure.failedAt, nextRetryAt: failure.nextRetryAt }
+  }
+  return { attempts: current.attempts + 1, failures }
 }
 
 /** Adds counts per kind into `into`. */

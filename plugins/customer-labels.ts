@@ -1,6 +1,6 @@
-// Labels, erasers, leases and the deletion engine, wired into Fastify (DESIGN.md §4–§6).
+// Labels, erasers, leases and the deletion engine, wired into Fastify (docs/ARCHITECTURE.md, "Labels and leases", "Deletion").
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyRequest, onSendHookHandler, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import {
   FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_INVALID_RESOURCE, FST_CUSTOMER_DATA_LEASE_DOOMED,
   FST_CUSTOMER_DATA_NO_ERASER, FST_CUSTOMER_DATA_UNAUTHORIZED, watsonErrorBody
@@ -9,7 +9,15 @@ import { CustomerDataEngine, type EngineOptions } from '../lib/engine.js'
 import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
-import { sendStoreAware } from './watson-reply.js'
+import { checkKnownKeys, checkMilliseconds, FASTIFY_PLUGIN_KEYS, MAX_TIMER_MS } from '../lib/options.js'
+import { RETRY_AFTER_SECONDS, sendStoreAware, sendWatsonError } from './watson-reply.js'
+import type { DeletionEventMap, DeletionEventName } from '../lib/deletion-events.js'
+import { deletionOverview, listDeletionOverviews, type DeletionOverview, type DeletionOverviewPage, type ListDeletionOverviewsOptions } from '../lib/deletion-overview.js'
+
+export interface LabelOptions {
+  /** The write replaces the resource: its commit withdraws the labels other customers had on it. */
+  replace?: boolean
+}
 
 export type RequestInstanceResolver = (request: FastifyRequest) => string | null | Promise<string | null>
 
@@ -22,10 +30,26 @@ export interface CustomerLabelsOptions extends Omit<EngineOptions, 'logger' | 's
   waitMs?: number
 }
 
+/**
+ * The request a route config's `id` receives: params and query typed as the strings a URL carries,
+ * so `id: (request) => request.params.word` type-checks whatever generics the route declares.
+ */
+export type RouteCustomerDataRequest = FastifyRequest<{ Params: Record<string, string>, Querystring: Record<string, string> }>
+
 export interface RouteCustomerDataConfig {
   kind: string
-  /** The id of the resource the route stores. */
-  id: (request: FastifyRequest) => string
+  /** The id of the resource the route stores (or deletes, with `withdraw`). */
+  id: (request: RouteCustomerDataRequest) => string
+  /**
+   * The route replaces the resource: after it succeeds, the labels other customers had on it are
+   * withdrawn, so their deletions no longer reach it. Default false.
+   */
+  replace?: boolean
+  /**
+   * The route deletes the resource: it labels nothing, and after it succeeds (2xx) every label of
+   * the resource is withdrawn. Default false.
+   */
+  withdraw?: boolean
 }
 
 /** What the host can do outside a request: label for background jobs, delete, export. */
@@ -33,10 +57,19 @@ export interface CustomerDataApi {
   readonly engine: CustomerDataEngine
   readonly waitMs: number
   resolveInstance(request: FastifyRequest): Promise<string | null>
-  label(instance: string, customerIds: readonly string[], kind: string, id: string): Promise<Lease>
+  label(instance: string, customerIds: readonly string[], kind: string, id: string, options?: LabelOptions): Promise<Lease>
+  /** Withdraws every committed label of these resources (the host deleted or replaced them). */
+  withdraw(instance: string, kind: string, ids: string | string[]): Promise<number>
   requestDeletion(instance: string, customerId: string, options?: { waitMs?: number }): Promise<DeletionRecord>
   getDeletion(instance: string, deletionId: string): Promise<DeletionRecord | null>
   exportLabels(instance: string, customerId: string, options?: { limit?: number, cursor?: string | null }): Promise<ExportPage>
+  // Operations: what operators see of deletions, and what the engine tells as it works.
+  /** The instance's deletions, newest first, each with its progress. */
+  listDeletions(instance: string, options: ListDeletionOverviewsOptions): Promise<DeletionOverviewPage>
+  /** One deletion with its progress, or null when the instance has none with this id. */
+  deletionOverview(instance: string, deletionId: string): Promise<DeletionOverview | null>
+  on<E extends DeletionEventName>(event: E, listener: (...payload: DeletionEventMap[E]) => void): CustomerDataApi
+  off<E extends DeletionEventName>(event: E, listener: (...payload: DeletionEventMap[E]) => void): CustomerDataApi
 }
 
 declare module 'fastify' {
@@ -76,15 +109,25 @@ export class RequestCustomerData {
    * Write-ahead label: resolves once (kind, id) is durably labeled for every customer of the
    * request. Write the data, then `await lease.commit()`. Without customer IDs nothing is labeled.
    */
-  async label (kind: string, id: string): Promise<Lease> {
+  async label (kind: string, id: string, options?: LabelOptions): Promise<Lease> {
     const customerIds = this.#request.customerIds ?? []
-    const instance = customerIds.length === 0 ? '' : await this.instance()
-    return await this.#api.label(instance, customerIds, kind, id)
+    // A replacing write withdraws the old labels even when it names no customer itself.
+    const instance = customerIds.length === 0 && options?.replace !== true ? '' : await this.instance()
+    return await this.#api.label(instance, customerIds, kind, id, options)
+  }
+
+  /**
+   * Withdraws every label of a resource this request deleted (or replaced without labeling):
+   * call it after the resource is gone, so a later resource with the same kind and id, stored for
+   * another customer, is never erased by an earlier customer's deletion.
+   */
+  async withdraw (kind: string, id: string | string[]): Promise<number> {
+    return await this.#api.withdraw(await this.instance(), kind, id)
   }
 
   /** label → fn(signal) → commit; on failure the label stays (pending) and the error is rethrown. */
-  async store<T> (kind: string, id: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const lease = await this.label(kind, id)
+  async store<T> (kind: string, id: string, fn: (signal: AbortSignal) => Promise<T>, options?: LabelOptions): Promise<T> {
+    const lease = await this.label(kind, id, options)
     let result: T
     try {
       result = await fn(lease.signal)
@@ -102,15 +145,27 @@ const kRouteLease = Symbol('customerData.lease')
 const DEFAULT_WAIT_MS = 5000
 export const DEFAULT_SQLITE_PATH = 'customer-data.db'
 const MAX_EXPORT_LIMIT = 1000
+/** WebSocket close codes that end a session normally (RFC 6455 §7.4.1): its label is committed. */
+const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005])
 
-type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease }
+export const LABELS_OPTION_KEYS = ['store', 'instance', 'erasers', 'secret', 'waitMs', 'leaseMs', 'batchSize', 'reaperMs', 'eraserTimeoutMs', 'retryMinMs', 'retryMaxMs'] as const
+
+type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null }
+
+/** What the hooks need of a route's config.customerData, checked once per route. */
+type RouteRule = { ok: true, cfg: RouteCustomerDataConfig } | { ok: false, error: Error }
+
+/** The WebSocket server @fastify/websocket decorates, as far as this plugin needs it. */
+interface WebSocketServerLike {
+  on(event: 'connection', listener: (socket: { once(event: 'close', fn: (code: number) => void): void }, raw: object) => void): void
+}
 
 const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, options) => {
+  checkKnownKeys('customerLabels', options, [...LABELS_OPTION_KEYS, ...FASTIFY_PLUGIN_KEYS])
   if (typeof options.instance !== 'function') {
     throw new FST_CUSTOMER_DATA_INVALID_OPTION('instance is required: pass (request) => instanceId | null, for example apiKeyInstances({ keys: { [apiKey]: instanceId } })')
   }
-  const waitMs = options.waitMs ?? DEFAULT_WAIT_MS
-  if (!Number.isFinite(waitMs) || waitMs < 0) throw new FST_CUSTOMER_DATA_INVALID_OPTION('waitMs must be a number of milliseconds ≥ 0')
+  const waitMs = checkMilliseconds('waitMs', options.waitMs, { min: 0, max: MAX_TIMER_MS }, DEFAULT_WAIT_MS)
   const resolver = options.instance
   const engine = new CustomerDataEngine({ ...options, store: options.store ?? sqliteStore({ path: DEFAULT_SQLITE_PATH }), logger: fastify.log })
 
@@ -123,13 +178,18 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
       if (typeof instance !== 'string' || instance.length === 0) throw new TypeError('the instance resolver must return a non-empty string or null')
       return instance
     },
-    label: (instance, customerIds, kind, id) => engine.label(instance, customerIds, kind, id),
+    label: (instance, customerIds, kind, id, opts) => engine.label(instance, customerIds, kind, id, opts),
+    withdraw: (instance, kind, ids) => engine.withdraw(instance, kind, Array.isArray(ids) ? ids : [ids]),
     requestDeletion: (instance, customerId, opts) => engine.requestDeletion(instance, customerId, opts?.waitMs ?? waitMs),
     getDeletion: (instance, deletionId) => engine.getDeletion(instance, deletionId),
     exportLabels: (instance, customerId, opts) => {
       const limit = Math.min(MAX_EXPORT_LIMIT, Math.max(1, Math.floor(opts?.limit ?? 100)))
       return engine.exportLabels(instance, customerId, limit, opts?.cursor ?? null)
-    }
+    },
+    listDeletions: (instance, opts) => listDeletionOverviews(engine.store, instance, opts),
+    deletionOverview: (instance, deletionId) => deletionOverview(engine.store, instance, deletionId),
+    on (event, listener) { engine.events.subscribe(event, listener); return api },
+    off (event, listener) { engine.events.unsubscribe(event, listener); return api }
   }
 
   await engine.start()
@@ -141,50 +201,143 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
       return this[kRequestData]
     }
   } as never)
+  fastify.decorateRequest(kRouteLease, null)
 
+  // Each route's config is checked once. Routes registered after this plugin are checked as they
+  // are added (a bad one stops the app from starting); the hooks below check any other route on
+  // its first request, so no registration order can let a route store data unlabeled.
+  const rules = new WeakMap<object, RouteRule>()
+  function ruleOf (cfg: unknown, method: string | string[], url: string): RouteRule {
+    let rule = rules.get(cfg as object)
+    if (rule === undefined) {
+      try {
+        rule = { ok: true, cfg: checkRouteConfig(cfg, `${String(method)} ${url}`) }
+      } catch (error) {
+        rule = { ok: false, error: error as Error }
+      }
+      rules.set(cfg as object, rule)
+    }
+    return rule
+  }
+  function checkRouteConfig (cfg: unknown, route: string): RouteCustomerDataConfig {
+    const c = cfg as Partial<RouteCustomerDataConfig> | null
+    if (typeof c !== 'object' || c === null || typeof c.kind !== 'string' || typeof c.id !== 'function' ||
+        (c.replace !== undefined && typeof c.replace !== 'boolean') || (c.withdraw !== undefined && typeof c.withdraw !== 'boolean') ||
+        (c.replace === true && c.withdraw === true)) {
+      throw new FST_CUSTOMER_DATA_INVALID_OPTION(`route ${route}: config.customerData must be { kind: string, id: (request) => string, replace?: boolean, withdraw?: boolean } (replace and withdraw exclude each other)`)
+    }
+    if (!engine.hasEraser(c.kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(c.kind)
+    return c as RouteCustomerDataConfig
+  }
   fastify.addHook('onRoute', (route) => {
-    const cfg = (route.config as { customerData?: RouteCustomerDataConfig } | undefined)?.customerData
+    const cfg = (route.config as { customerData?: unknown } | undefined)?.customerData
     if (cfg === undefined) return
-    if (typeof cfg !== 'object' || cfg === null || typeof cfg.kind !== 'string' || typeof cfg.id !== 'function') {
-      throw new FST_CUSTOMER_DATA_INVALID_OPTION(`route ${route.method} ${route.url}: config.customerData must be { kind: string, id: (request) => string }`)
-    }
-    if (!engine.hasEraser(cfg.kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(cfg.kind)
+    const rule = ruleOf(cfg, route.method, route.url)
+    if (!rule.ok) throw rule.error
+  })
 
-    const labelBeforeHandler: preHandlerAsyncHookHandler = async function (request, reply) {
-      if (request.customerIds === null || request.customerIds.length === 0) return
+  function routeRule (request: FastifyRequest): RouteRule | null {
+    const cfg = (request.routeOptions.config as { customerData?: unknown } | undefined)?.customerData
+    return cfg === undefined ? null : ruleOf(cfg, request.method, request.routeOptions.url ?? request.url)
+  }
+
+  function resourceId (cfg: RouteCustomerDataConfig, request: FastifyRequest): string {
+    const id = cfg.id(request as RouteCustomerDataRequest)
+    if (typeof id !== 'string') throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`config.customerData.id of ${request.routeOptions.url ?? ''} must return a string`)
+    return id
+  }
+
+  // Global hooks (this plugin is not encapsulated): Fastify applies them to every route of the app,
+  // whenever it was registered, which a route-level hook added in onRoute cannot promise.
+  fastify.addHook('preHandler', async function labelBeforeHandler (request, reply) {
+    const rule = routeRule(request)
+    if (rule === null) return
+    if (!rule.ok) {
+      request.log.error({ err: rule.error }, 'route has an invalid config.customerData')
+      return await sendWatsonError(reply, rule.error)
+    }
+    const { cfg } = rule
+    if (cfg.withdraw === true) return // withdrawn after the handler succeeds
+    if (request.customerIds.length === 0 && cfg.replace !== true) return
+    try {
+      const lease = await request.customerData.label(cfg.kind, resourceId(cfg, request), { replace: cfg.replace === true })
+      ;(request as WithState)[kRouteLease] = lease
+      if ((request as { ws?: boolean }).ws === true) watchUpgrade(request, lease)
+    } catch (err) {
+      return await sendStoreAware(reply, err)
+    }
+  })
+
+  fastify.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
+    const rule = routeRule(request)
+    if (rule === null || !rule.ok) return payload
+    const failed = reply.statusCode >= 400
+    if (rule.cfg.withdraw === true) {
+      if (failed) return payload
       try {
-        const id = cfg.id(request)
-        if (typeof id !== 'string') throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`config.customerData.id of ${route.url} must return a string`)
-        ;(request as WithState)[kRouteLease] = await request.customerData.label(cfg.kind, id)
+        await request.customerData.withdraw(rule.cfg.kind, resourceId(rule.cfg, request))
+        return payload
       } catch (err) {
-        return sendStoreAware(reply, err)
+        return storeFailureBody(reply, err)
       }
     }
-    const commitAfterHandler: onSendHookHandler = async function (request, reply, payload) {
-      const lease = (request as WithState)[kRouteLease]
-      if (lease === undefined || lease.ended) return payload
-      if (reply.statusCode >= 400) {
-        await lease.release()
-        return payload
-      }
-      try {
-        await lease.commit()
-        return payload
-      } catch (err) {
-        const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : 503
-        reply.code(status).type('application/json; charset=utf-8')
-        if (status === 503) reply.header('retry-after', '5')
-        return JSON.stringify(watsonErrorBody(status, (err as Error).message))
-      }
+    const lease = (request as WithState)[kRouteLease]
+    if (lease === null || lease === undefined || lease.ended) return payload
+    if (failed) {
+      await lease.release()
+      return payload
     }
-    route.preHandler = [...asArray(route.preHandler), labelBeforeHandler] as never
-    route.onSend = [...asArray(route.onSend), commitAfterHandler] as never
+    try {
+      await lease.commit()
+      return payload
+    } catch (err) {
+      return storeFailureBody(reply, err)
+    }
+  })
+
+  function storeFailureBody (reply: FastifyReply, err: unknown): string {
+    const code = (err as { statusCode?: number }).statusCode
+    // Doomed (409) and no instance (401) say what happened; anything else is the store failing.
+    const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : code === 401 ? 401 : 503
+    reply.code(status).type('application/json; charset=utf-8')
+    if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    return JSON.stringify(watsonErrorBody(status, (err as Error).message))
+  }
+
+  // WebSocket routes (@fastify/websocket runs no onSend for them): the label is committed when the
+  // session closes normally and released (kept, expired, for any deletion) when it fails or never opens.
+  const upgrades = new WeakMap<object, Lease>()
+  function watchUpgrade (request: FastifyRequest, lease: Lease): void {
+    upgrades.set(request.raw, lease)
+    request.raw.socket.once('close', () => {
+      // The session's own close listener ran first when the upgrade completed.
+      if (upgrades.get(request.raw) === lease) endSession(lease, false, request)
+    })
+  }
+  function endSession (lease: Lease, normal: boolean, request: { log: FastifyBaseLogger }): void {
+    if (lease.ended) return
+    const ending = normal ? lease.commit() : lease.release()
+    ending.catch((err: unknown) => {
+      request.log.warn({ err }, normal ? 'customer data: the WebSocket session\'s label could not be committed' : 'customer data: the WebSocket session\'s label could not be released')
+    })
+  }
+  let watching = false
+  fastify.addHook('onReady', async function watchWebSocketSessions () {
+    const wss = (this as unknown as { websocketServer?: WebSocketServerLike }).websocketServer
+    if (wss === undefined || watching) return
+    watching = true
+    wss.on('connection', (socket, raw) => {
+      const lease = upgrades.get(raw)
+      if (lease === undefined) return
+      upgrades.delete(raw)
+      socket.once('close', (code) => { endSession(lease, NORMAL_CLOSE_CODES.has(code), fastify) })
+    })
   })
 }
 
-function asArray<T> (value: T | T[] | undefined): T[] {
-  return value === undefined ? [] : Array.isArray(value) ? value : [value]
-}
-
-export const customerLabels = fp(plugin, { name: 'fastify-customer-data/customer-labels', fastify: '5.x' })
+export const customerLabels = fp(plugin, {
+  name: 'fastify-customer-data/customer-labels',
+  fastify: '5.x',
+  dependencies: ['fastify-customer-data/customer-metadata']
+})
 export default customerLabels

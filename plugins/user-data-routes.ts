@@ -1,24 +1,28 @@
 // DELETE /v1/user_data, GET /v1/user_data (export) and GET /v1/user_data/deletions/:id
-// (DESIGN.md §6). Encapsulated, so a `prefix` applies and the Watson error handler set here stays
+// (docs/ARCHITECTURE.md, "Deletion"). Encapsulated, so a `prefix` applies and the Watson error handler set here stays
 // inside these routes.
 import fp from 'fastify-plugin'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { FST_CUSTOMER_DATA_BAD_REQUEST, FST_CUSTOMER_DATA_DELETION_NOT_FOUND, FST_CUSTOMER_DATA_UNAUTHORIZED } from '../lib/errors.js'
-import { DEFAULT_MAX_ID_LENGTH, validateCustomerId } from '../lib/metadata.js'
+import { DEFAULT_MAX_ID_LENGTH, MAX_METADATA_BYTES, validateCustomerId } from '../lib/metadata.js'
+import { checkInteger, checkKnownKeys, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
 import type { DeletionRecord } from '../lib/store.js'
 import { sendStoreAware } from './watson-reply.js'
+import { DeletionListQuery, DeletionListSchema, DeletionOverviewSchema, DEFAULT_LIST_LIMIT, deletionListBody, deletionOverviewBody } from './deletion-overview-wire.js'
 
 export interface UserDataRoutesOptions {
   /** Longest accepted customer_id, in characters; keep equal to the metadata option. Default 256. */
   maxIdLength?: number
 }
 
+// Every field optional and extra ones kept: a host's own hook may answer these routes (its 401, its
+// 429) with a body of its own, which must reach the client as the host sent it.
 const WatsonError = Type.Object({
-  code: Type.Integer(),
+  code: Type.Optional(Type.Integer()),
   code_description: Type.Optional(Type.String()),
-  error: Type.String()
-}, { description: 'Watson error: `error` says what is wrong and how to fix it' })
+  error: Type.Optional(Type.String())
+}, { additionalProperties: true, description: 'Watson error: `error` says what is wrong and how to fix it' })
 
 const Deletion = Type.Object({
   deletion_id: Type.String(),
@@ -41,7 +45,8 @@ declare module 'fastify' {
 }
 
 const routes: FastifyPluginAsync<UserDataRoutesOptions> = async (fastify, options) => {
-  const maxIdLength = options.maxIdLength ?? DEFAULT_MAX_ID_LENGTH
+  checkKnownKeys('userDataRoutes', options, ['maxIdLength', ...FASTIFY_PLUGIN_KEYS])
+  const maxIdLength = checkInteger('maxIdLength', options.maxIdLength, { min: 1, max: MAX_METADATA_BYTES }, DEFAULT_MAX_ID_LENGTH)
   const api = fastify.customerData
 
   fastify.setErrorHandler(function watsonErrors (err: { statusCode?: number }, request, reply) {
@@ -86,15 +91,29 @@ const routes: FastifyPluginAsync<UserDataRoutesOptions> = async (fastify, option
 
   fastify.get('/v1/user_data/deletions/:deletion_id', {
     schema: {
-      summary: 'Status of a deletion',
+      summary: 'Status of a deletion, with its progress',
       params: Type.Object({ deletion_id: Type.String({ maxLength: 128 }) }),
-      response: { 200: Deletion, 404: WatsonError, 401: WatsonError, 503: WatsonError }
+      response: { 200: DeletionOverviewSchema, 404: WatsonError, 401: WatsonError, 503: WatsonError }
     }
   }, async function deletionStatus (request) {
     const { deletion_id: id } = request.params as { deletion_id: string }
-    const deletion = await api.getDeletion(request.customerDataInstance as string, id)
+    const deletion = await api.deletionOverview(request.customerDataInstance as string, id)
     if (deletion === null) throw new FST_CUSTOMER_DATA_DELETION_NOT_FOUND()
-    return deletionBody(deletion)
+    return deletionOverviewBody(deletion)
+  })
+
+  fastify.get('/v1/user_data/deletions', {
+    attachValidation: true,
+    schema: {
+      summary: "The instance's deletions, newest first, with their progress",
+      querystring: DeletionListQuery,
+      response: { 200: DeletionListSchema, ...errorResponses }
+    }
+  }, async function listDeletions (request) {
+    rejectOtherValidation(request)
+    const { status, limit, cursor } = request.query as { status?: 'running' | 'completed', limit?: number, cursor?: string }
+    const page = await api.listDeletions(request.customerDataInstance as string, { status, limit: limit ?? DEFAULT_LIST_LIMIT, cursor: cursor ?? null })
+    return deletionListBody(page)
   })
 
   fastify.get('/v1/user_data', {

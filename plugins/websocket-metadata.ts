@@ -1,34 +1,27 @@
 // On WebSocket upgrades the Watson SDK labels with the x-watson-metadata query parameter
-// (DESIGN.md §3). A bad value, a repeated parameter, or a header that disagrees is a 400 before
+// (docs/ARCHITECTURE.md, "Metadata"). A bad value, a repeated parameter, or a header that disagrees is a 400 before
 // the upgrade happens.
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback } from 'fastify'
-import { FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_METADATA_CONFLICT } from '../lib/errors.js'
-import { QUERY_PARAMETER, parseMetadataQuery } from '../lib/metadata.js'
-import { normalizeMetadataOptions, type CustomerMetadataOptions } from './customer-metadata.js'
+import { FST_CUSTOMER_DATA_METADATA_CONFLICT } from '../lib/errors.js'
+import { parseMetadataQuery } from '../lib/metadata.js'
+import { checkKnownKeys, checkMetadataOptions, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
+import { METADATA_OPTION_KEYS, type CustomerMetadataOptions } from './customer-metadata.js'
 import { sendWatsonError } from './watson-reply.js'
 
-export interface WebsocketMetadataOptions extends CustomerMetadataOptions {
-  /** The query parameter to read on upgrades. Default `x-watson-metadata`. */
-  queryParameter?: string
-}
+export type WebsocketMetadataOptions = CustomerMetadataOptions
 
 function sameIds (a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((id) => b.includes(id))
 }
 
 const plugin: FastifyPluginCallback<WebsocketMetadataOptions> = (fastify, options, done) => {
-  let parameter: string
   let parseOptions: { maxIdLength: number, maxIds: number, parameter: string }
   let headerName: string
   try {
-    const opts = normalizeMetadataOptions(options)
-    parameter = options.queryParameter ?? QUERY_PARAMETER
-    if (typeof parameter !== 'string' || parameter.length === 0 || parameter.length > 256) {
-      throw new FST_CUSTOMER_DATA_INVALID_OPTION('queryParameter must be a non-empty string')
-    }
+    const opts = checkMetadataOptions(checkKnownKeys('websocketMetadata', options, [...METADATA_OPTION_KEYS, ...FASTIFY_PLUGIN_KEYS]))
     headerName = opts.headerName
-    parseOptions = { maxIdLength: opts.maxIdLength, maxIds: opts.maxIds, parameter }
+    parseOptions = { maxIdLength: opts.maxIdLength, maxIds: opts.maxIds, parameter: opts.queryParameter }
   } catch (err) {
     done(err as Error)
     return

@@ -1,4 +1,4 @@
-// Durable (DESIGN.md §6): real server processes on SQLite, SIGKILLed at random moments — during a
+// Durable (docs/ARCHITECTURE.md, "Deletion"): real server processes on SQLite, SIGKILLed at random moments — during a
 // deletion, or while labels are being written — and restarted on the same files.
 import { test, type Test } from 'tap'
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs'

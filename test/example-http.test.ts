@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../examples/app.js'
-import { FileStore } from '../examples/storage.js'
+import { FileStore } from '../examples/storage/file-blobs.js'
 import { wav } from './helpers/audio.js'
 
 const KEY = 'raw-key'

@@ -8,7 +8,7 @@ import { headerBytes, vectors } from './helpers/vectors.js'
 interface RawResponse { status: number, body: string }
 
 /** Sends one request with exactly these header bytes over a real socket. */
-function rawRequest (port: number, headerValue: Buffer | null, path = '/ids'): Promise<RawResponse> {
+function rawRequest (port: number, headerValue: Buffer | Buffer[] | null, path = '/ids'): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1')
     const chunks: Buffer[] = []
@@ -20,7 +20,8 @@ function rawRequest (port: number, headerValue: Buffer | null, path = '/ids'): P
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) })
     })
     const head: Buffer[] = [Buffer.from(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n`)]
-    if (headerValue !== null) head.push(Buffer.from('X-Watson-Metadata: '), headerValue, Buffer.from('\r\n'))
+    const lines = headerValue === null ? [] : Array.isArray(headerValue) ? headerValue : [headerValue]
+    for (const line of lines) head.push(Buffer.from('X-Watson-Metadata: '), line, Buffer.from('\r\n'))
     head.push(Buffer.from('\r\n'))
     socket.end(Buffer.concat(head))
   })
@@ -51,6 +52,25 @@ test('every header case over a real socket: the same IDs, or a Watson-shaped 400
       t.same(JSON.parse(res.body).ids, c.ids, `${c.name}: ids`)
     }
   }
+})
+
+test('several header lines over a real socket: each read on its own, IDs united, never joined with ", "', async (t) => {
+  const { app, port } = await server()
+  t.teardown(() => app.close())
+  t.ok(vectors.lines.length >= 8)
+  for (const c of vectors.lines) {
+    const res = await rawRequest(port, c.lines.map((l) => Buffer.from(l, 'utf8')))
+    if (c.error === true) {
+      t.equal(res.status, 400, `${c.name}: 400`)
+      t.match(JSON.parse(res.body), { code: 400, code_description: 'Bad Request', error: /x-watson-metadata header/ })
+    } else {
+      t.equal(res.status, 200, `${c.name}: 200`)
+      t.same(JSON.parse(res.body).ids, c.ids, `${c.name}: ids`)
+    }
+  }
+  // One line whose value itself contains ", " is one line, read as written.
+  const single = await rawRequest(port, Buffer.from('customer_id=a, b'))
+  t.same(JSON.parse(single.body).ids, ['a, b'])
 })
 
 test('a request without the header gets no IDs and the same empty array', async (t) => {

@@ -1,4 +1,4 @@
-// Randomized race test (DESIGN.md §6 invariants Complete and Isolated): writers label → write →
+// Randomized race test (docs/ARCHITECTURE.md, "Invariants": Complete and Isolated): writers label → write →
 // commit with random interleavings while deletions are recorded; after everything settles, the
 // host storage is checked against a model of what each deletion must have erased.
 import { test, type Test } from 'tap'

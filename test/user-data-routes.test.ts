@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
-import { customerLabels, customerMetadata, userDataRoutes, memoryStore, type LabelStore } from '../index.js'
+import { customerLabels, customerMetadata, userDataRoutes, memoryStore } from '../index.js'
 import { basic, buildApp } from './helpers/app.js'
+import { flakyStore } from './helpers/flaky-store.js'
 
 const H1 = { authorization: basic('key-one') }
 
@@ -75,22 +76,11 @@ test('export pages with a cursor', async (t) => {
 })
 
 test('a store that is down: 503 with Retry-After, nothing acknowledged', async (t) => {
-  const store = memoryStore()
-  let down = false
-  const flaky = new Proxy(store, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (down && prop !== 'close' && prop !== 'onDoom') return Promise.reject(new Error('connection refused'))
-        return value.apply(target, args)
-      }
-    }
-  }) as LabelStore
-  const { app } = await buildApp({ store: flaky })
+  const flaky = flakyStore(memoryStore(), (method) => method !== 'close' && method !== 'onDoom')
+  const { app } = await buildApp({ store: flaky.store })
   app.post('/corpora/:n', { config: { customerData: { kind: 'corpus', id: (r) => (r.params as { n: string }).n } } }, async () => ({ stored: true }))
   t.teardown(() => app.close())
-  down = true
+  flaky.down = true
   const del = await app.inject({ method: 'DELETE', url: '/v1/user_data?customer_id=a', headers: H1 })
   t.equal(del.statusCode, 503)
   t.equal(del.headers['retry-after'], '5')
@@ -100,7 +90,7 @@ test('a store that is down: 503 with Retry-After, nothing acknowledged', async (
   t.equal(write.headers['retry-after'], '5')
   const exp = await app.inject({ url: '/v1/user_data?customer_id=a', headers: H1 })
   t.equal(exp.statusCode, 503)
-  down = false
+  flaky.down = false
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/user_data?customer_id=a', headers: H1 })).statusCode, 200)
 })
 

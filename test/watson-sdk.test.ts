@@ -1,4 +1,4 @@
-// The example server driven by the official ibm-watson SDK, unchanged (DESIGN.md §10, WATSON-WIRE.md).
+// The example server driven by the official ibm-watson SDK, unchanged (docs/ARCHITECTURE.md, "The Watson wire").
 import { test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import { createHmac } from 'node:crypto'
@@ -10,7 +10,7 @@ import SpeechToTextV1 from 'ibm-watson/speech-to-text/v1.js'
 import { BasicAuthenticator } from 'ibm-watson/auth/index.js'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../examples/app.js'
-import { FileStore } from '../examples/storage.js'
+import { FileStore } from '../examples/storage/file-blobs.js'
 import { wav } from './helpers/audio.js'
 
 const KEY1 = 'sdk-key-one'
@@ -112,13 +112,13 @@ test('the official ibm-watson SDK drives the example server; deleteUserData eras
     rmSync(dataDir, { recursive: true, force: true })
   })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const stt = client(`${base}/instances/abc-123`, KEY1) // a Watson instance URL: the prefix is kept on every call
+  const stt = client(`${base}/instances/instance-1`, KEY1) // its own Watson instance URL: the prefix is kept on every call
   const other = client(base, KEY2)
 
   const alice = await storeEverything(stt, 'alice', hooks)
   t.match(alice.sync, { result_index: 0, results: [{ final: true, alternatives: [{ transcript: /no speech model is configured: 0\.50 s/ }] }] })
   t.ok(alice.wsResults.some((r) => (r as { results?: unknown[] }).results !== undefined), 'the WebSocket session returned results')
-  t.match(alice.job, { id: String, status: 'waiting', url: /\/instances\/abc-123\/v1\/recognitions\// })
+  t.match(alice.job, { id: String, status: 'waiting', url: /\/instances\/instance-1\/v1\/recognitions\// })
   t.ok(hooks.notifications.every((n) => n.signatureOk), 'job notifications are signed with the user secret')
   const checked = await stt.checkJob({ id: alice.jobId })
   t.equal(checked.result.status, 'completed')

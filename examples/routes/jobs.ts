@@ -1,15 +1,18 @@
 // Asynchronous recognition (WATSON-WIRE.md, Async callbacks): register_callback with its challenge,
 // and /v1/recognitions jobs that hold their lease open while they run.
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors, type Lease } from 'fastify-customer-data'
-import { HttpError, contentTypeOf, instanceOf, notFound, nowIso, requireString, type Host } from '../http.js'
+import { answersChallenge, callbackUrl, postNotification } from '../callback-client.js'
+import { scheduleExpiry } from '../job-sweeper.js'
+import { HttpError, bodyOf, contentTypeOf, instanceOf, notFound, nowIso, type Host } from '../http.js'
 import { UnsupportedAudio } from '../recognizer.js'
 
 const EVENTS = ['recognitions.started', 'recognitions.completed', 'recognitions.completed_with_results', 'recognitions.failed']
 const DEFAULT_TTL_MINUTES = 10080
-const CALLBACK_TIMEOUT_MS = 5000
+/** A notification is tried this many times, 200 ms apart and doubling, then given up. */
+const NOTIFY_ATTEMPTS = 3
 
 interface Job {
   id: string
@@ -26,21 +29,6 @@ interface Job {
   warnings?: string[]
 }
 
-function sign (secret: string | undefined, payload: string): Record<string, string> {
-  return secret === undefined ? {} : { 'X-Callback-Signature': createHmac('sha256', secret).update(payload).digest('base64') }
-}
-
-function httpUrl (value: string): string {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw new HttpError(400, 'callback_url must be an absolute http or https URL.')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new HttpError(400, 'callback_url must be an absolute http or https URL.')
-  return url.toString()
-}
-
 function baseUrl (request: FastifyRequest): string {
   const prefix = request.url.slice(0, request.url.indexOf('/v1/'))
   return `${request.protocol}://${request.host}${prefix}`
@@ -54,30 +42,23 @@ function publicJob (job: Job, withResults: boolean): Record<string, unknown> {
 export function jobRoutes (app: FastifyInstance, host: Host): void {
   const { docs, files } = host
 
-  app.post('/v1/register_callback', async (request, reply) => {
+  const registered = (request: FastifyRequest): string => callbackUrl((request.query as Record<string, unknown>).callback_url)
+
+  app.post('/v1/register_callback', { config: { customerData: { kind: 'callback', id: registered } } }, async (request, reply) => {
     const instance = instanceOf(request)
-    const query = request.query as Record<string, string | undefined>
-    const url = httpUrl(requireString(query.callback_url, 'callback_url', 2048))
-    const secret = query.user_secret
+    const url = registered(request)
+    const secret = (request.query as Record<string, string | undefined>).user_secret
     if (await docs.get(instance, 'callback', url) !== null) return reply.code(200).send({ status: 'already created', url })
-    const challenge = randomBytes(16).toString('hex')
-    const target = new URL(url)
-    target.searchParams.set('challenge_string', challenge)
-    let echoed = ''
-    try {
-      const res = await fetch(target, { headers: { Accept: 'text/plain', ...sign(secret, challenge) }, signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS) })
-      echoed = (await res.text()).trim()
-    } catch {}
-    if (echoed !== challenge) {
-      throw new HttpError(400, 'The callback URL did not echo the challenge_string within 5 seconds; make it answer GET ?challenge_string=… with that string as text/plain.')
+    if (!await answersChallenge(url, secret)) {
+      throw new HttpError(400, 'The callback URL did not echo the challenge_string within 5 seconds; make it answer GET ?challenge_string=… with that string as text/plain (a 2xx, not a redirect).')
     }
-    await request.customerData.store('callback', url, () => docs.put(instance, 'callback', url, { url, user_secret: secret }))
+    await docs.put(instance, 'callback', url, { url, user_secret: secret })
     return reply.code(201).send({ status: 'created', url })
   })
 
-  app.post('/v1/unregister_callback', async (request, reply) => {
+  app.post('/v1/unregister_callback', { config: { customerData: { kind: 'callback', id: registered, withdraw: true } } }, async (request, reply) => {
     const instance = instanceOf(request)
-    const url = httpUrl(requireString((request.query as Record<string, string>).callback_url, 'callback_url', 2048))
+    const url = registered(request)
     if (await docs.get(instance, 'callback', url) === null) throw notFound('The callback URL')
     await docs.delete(instance, 'callback', [url])
     return reply.code(200).send()
@@ -88,7 +69,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
     const query = request.query as Record<string, string | undefined>
     let callback: { url: string, user_secret?: string } | undefined
     if (query.callback_url !== undefined) {
-      const url = httpUrl(query.callback_url)
+      const url = callbackUrl(query.callback_url)
       callback = await docs.get(instance, 'callback', url) as typeof callback ?? undefined
       if (callback === undefined) throw new HttpError(400, 'callback_url is not registered: call register_callback first.')
     }
@@ -103,7 +84,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
     const lease = await request.customerData.label('job', id)
     let bytes: number
     try {
-      bytes = await files.write(instance, 'job', id, request.body as never, host.limits.jobBytes)
+      bytes = await files.write(instance, 'job', id, bodyOf(request), host.limits.jobBytes)
     } catch (err) {
       await lease.cancel() // nothing was kept
       throw err
@@ -127,6 +108,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
       content_type: contentTypeOf(request)
     }
     await docs.put(instance, 'job', id, job as never)
+    await scheduleExpiry(host, instance, id, job.expires_at)
     setImmediate(() => { runJob(host, instance, job, lease, callback?.user_secret, request.log).catch(() => {}) })
     return reply.code(201).send({ id, created: job.created, url: job.url, status: job.status, ...(job.user_token !== undefined ? { user_token: job.user_token } : {}) })
   })
@@ -134,11 +116,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
   async function liveJob (instance: string, id: string): Promise<Job> {
     const job = await docs.get(instance, 'job', id) as Job | null
     if (job === null) throw notFound('The recognition job')
-    if (job.expires_at <= Date.now()) { // results_ttl passed: the job and its audio are gone
-      await docs.delete(instance, 'job', [id])
-      await files.remove(instance, 'job', [id])
-      throw notFound('The recognition job')
-    }
+    if (job.expires_at <= Date.now()) throw notFound('The recognition job') // results_ttl passed: the sweeper removes it
     return job
   }
 
@@ -153,7 +131,7 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
     return publicJob(job, true)
   })
 
-  app.delete('/v1/recognitions/:id', async (request, reply) => {
+  app.delete('/v1/recognitions/:id', { config: { customerData: { kind: 'job', id: (request) => (request.params as { id: string }).id, withdraw: true } } }, async (request, reply) => {
     const instance = instanceOf(request)
     const job = await liveJob(instance, (request.params as { id: string }).id)
     await docs.delete(instance, 'job', [job.id])
@@ -165,16 +143,8 @@ export function jobRoutes (app: FastifyInstance, host: Host): void {
 async function notify (job: Job, event: string, secret: string | undefined, withResults: boolean): Promise<void> {
   if (job.callback_url === undefined || !job.events.includes(event)) return
   const body = JSON.stringify({ id: job.id, event, user_token: job.user_token ?? null, ...(withResults ? { results: job.results } : {}) })
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const res = await fetch(job.callback_url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', ...sign(secret, body) },
-        body,
-        signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS)
-      })
-      if (res.ok) return
-    } catch {}
+  for (let attempt = 0; attempt < NOTIFY_ATTEMPTS; attempt++) {
+    if (await postNotification(job.callback_url, body, secret)) return
     await sleep(200 * 2 ** attempt)
   }
 }
@@ -190,7 +160,9 @@ async function runJob (host: Host, instance: string, job: Job, lease: Lease, sec
     await save({ status: 'processing' })
     await notify(job, 'recognitions.started', secret, false)
     try {
-      const result = await host.recognizer.recognize(host.files.path(instance, 'job', job.id), job.content_type, lease.signal)
+      const audio = await host.files.open(instance, 'job', job.id)
+      if (audio === null) throw new Error('The job audio is gone.')
+      const result = await host.recognizer.recognize(audio, job.content_type, lease.signal)
       await save({ status: 'completed', results: [result] })
     } catch (err) {
       await save({ status: 'failed', warnings: [err instanceof UnsupportedAudio ? err.message : 'The recognition failed.'] })

@@ -1,25 +1,26 @@
 // POST /v1/recognize (raw audio or multipart) and the WebSocket /v1/recognize session, each
 // labeled as a `recognition` resource: the audio file and its result document.
 import { randomUUID } from 'node:crypto'
-import { rm } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { errors } from 'fastify-customer-data'
-import { HttpError, contentTypeOf, instanceOf, type Host } from '../http.js'
-import { UnsupportedAudio, type RecognitionResult } from '../recognizer.js'
-import { BodyTooLarge } from '../storage.js'
+import { errors, type Lease } from 'fastify-customer-data'
+import { HttpError, bodyOf, contentTypeOf, instanceOf, malformedMultipart, type Host } from '../http.js'
+import { MalformedAudio, UnsupportedAudio, type RecognitionResult } from '../recognizer.js'
+import { BodyTooLarge } from '../storage/blobs.js'
 
 const KIND = 'recognition'
 
 async function recognizeStored (host: Host, instance: string, id: string, contentType: string): Promise<RecognitionResult> {
-  const path = host.files.path(instance, KIND, id)
   try {
-    const result = await host.recognizer.recognize(path, contentType)
+    const audio = await host.files.open(instance, KIND, id)
+    if (audio === null) throw new Error('The stored audio is gone.')
+    const result = await host.recognizer.recognize(audio, contentType)
     await host.docs.put(instance, KIND, id, { id, created: new Date().toISOString(), content_type: contentType, result })
     return result
   } catch (err) {
-    await rm(path, { force: true }) // nothing left behind by a failed recognition
+    await host.files.remove(instance, KIND, [id]) // nothing left behind by a failed recognition
+    if (err instanceof MalformedAudio) throw new HttpError(400, err.message)
     if (err instanceof UnsupportedAudio) throw new HttpError(415, err.message)
     throw err
   }
@@ -28,7 +29,7 @@ async function recognizeStored (host: Host, instance: string, id: string, conten
 /** Streams the request's audio (raw body, or the multipart `upload` parts) into the file. */
 async function receiveAudio (host: Host, request: FastifyRequest, instance: string, id: string): Promise<{ contentType: string, bytes: number }> {
   if (!request.isMultipart()) {
-    const bytes = await host.files.write(instance, KIND, id, request.body as NodeJS.ReadableStream as never, host.limits.recognizeBytes)
+    const bytes = await host.files.write(instance, KIND, id, bodyOf(request), host.limits.recognizeBytes)
     return { contentType: contentTypeOf(request), bytes }
   }
   let contentType: string | undefined
@@ -58,23 +59,29 @@ async function receiveAudio (host: Host, request: FastifyRequest, instance: stri
   } catch (err) {
     joined.destroy(err as Error)
     await writing.catch(() => {})
-    throw err
+    throw malformedMultipart(err)
   }
   return { contentType: contentType ?? 'application/octet-stream', bytes: await writing }
 }
 
+/** The id of the recognition a request stores: made once, read by the labeling hook and the handler. */
+const recognitionIds = new WeakMap<FastifyRequest, string>()
+function recognitionId (request: FastifyRequest): string {
+  let id = recognitionIds.get(request)
+  if (id === undefined) recognitionIds.set(request, id = randomUUID())
+  return id
+}
+
 export function recognizeRoutes (app: FastifyInstance, host: Host): void {
-  app.post('/v1/recognize', async (request) => {
+  app.post('/v1/recognize', { config: { customerData: { kind: KIND, id: recognitionId } } }, async (request) => {
     const instance = instanceOf(request)
-    const id = randomUUID()
-    return await request.customerData.store(KIND, id, async () => {
-      const { contentType, bytes } = await receiveAudio(host, request, instance, id)
-      if (bytes === 0) {
-        await host.files.remove(instance, KIND, [id])
-        throw new HttpError(400, 'No audio was sent: send the audio as the request body.')
-      }
-      return await recognizeStored(host, instance, id, contentType)
-    })
+    const id = recognitionId(request)
+    const { contentType, bytes } = await receiveAudio(host, request, instance, id)
+    if (bytes === 0) {
+      await host.files.remove(instance, KIND, [id])
+      throw new HttpError(400, 'No audio was sent: send the audio as the request body.')
+    }
+    return await recognizeStored(host, instance, id, contentType)
   })
 
   app.get('/v1/recognize', { websocket: true }, (socket, request) => {
@@ -82,21 +89,20 @@ export function recognizeRoutes (app: FastifyInstance, host: Host): void {
   })
 }
 
-/** One WebSocket session (WATSON-WIRE.md): start → listening → audio → stop → results → listening. */
+/**
+ * One WebSocket session: start → listening → audio → stop → results → listening, as many times as
+ * the client likes; each recognition is its own labeled resource. A second start while one is
+ * active breaks that order, so it is a protocol error (an error frame, then close 1002) rather than
+ * a new file opened beside the first. A recognition that ends without a result (the client left,
+ * sent too much, or was deleted) leaves nothing behind, labeled or not.
+ */
 function recognitionSession (host: Host, socket: WebSocket, request: FastifyRequest): void {
   const instance = instanceOf(request)
-  const id = randomUUID()
-  let contentType: string | null = null
-  let audio: PassThrough | null = null
-  let writing: Promise<number> | null = null
-  let received = 0
+  let active: Recognition | null = null
   let closed = false
-  // Write-ahead: the label is durable before the first audio byte is stored.
-  const leased = request.customerData.label(KIND, id)
-  let chain: Promise<unknown> = leased.then((lease) => {
-    lease.keepAlive()
-    lease.signal.addEventListener('abort', () => { fail(1011, "The customer's data was deleted during this session; what it stored has been erased.") })
-  })
+  let chain: Promise<unknown> = Promise.resolve()
+
+  interface Recognition { id: string, contentType: string, lease: Lease, audio: PassThrough, writing: Promise<number>, received: number }
 
   function send (message: object): void {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message))
@@ -109,19 +115,54 @@ function recognitionSession (host: Host, socket: WebSocket, request: FastifyRequ
     socket.close(code)
   }
 
+  async function start (contentType: string): Promise<void> {
+    const id = randomUUID()
+    // Write-ahead: the label is durable before the first audio byte is stored.
+    const lease = await request.customerData.label(KIND, id)
+    lease.keepAlive()
+    lease.signal.addEventListener('abort', () => { fail(1011, "The customer's data was deleted during this session; what it stored has been erased.") })
+    const audio = new PassThrough()
+    const writing = host.files.write(instance, KIND, id, audio, host.limits.recognizeBytes)
+    writing.catch(() => {})
+    active = { id, contentType, lease, audio, writing, received: 0 }
+    send({ state: 'listening' })
+  }
+
   async function finish (): Promise<void> {
-    if (audio === null || writing === null) return
-    audio.end()
-    const bytes = await writing
-    audio = null
-    writing = null
+    const recognition = active
+    if (recognition === null) return
+    active = null
+    recognition.audio.end()
+    const bytes = await recognition.writing
     if (bytes === 0) {
+      await host.files.remove(instance, KIND, [recognition.id])
+      await recognition.lease.cancel() // nothing was kept
       send({ results: [], result_index: 0 })
     } else {
-      const result = await recognizeStored(host, instance, id, contentType ?? 'application/octet-stream')
+      let result: RecognitionResult
+      try {
+        result = await recognizeStored(host, instance, recognition.id, recognition.contentType)
+      } catch (err) {
+        await recognition.lease.cancel() // recognizeStored removed the audio
+        throw err
+      }
+      await recognition.lease.commit()
       send(result)
     }
     send({ state: 'listening' })
+  }
+
+  /** The session ended mid-recognition: stop writing, remove what was written, end the lease. */
+  async function abandon (): Promise<void> {
+    const recognition = active
+    if (recognition === null) return
+    active = null
+    recognition.audio.destroy()
+    await recognition.writing.catch(() => {})
+    await host.files.remove(instance, KIND, [recognition.id])
+    // A deletion doomed the lease: commit() erases and reports it; otherwise nothing is kept.
+    if (recognition.lease.signal.aborted) await recognition.lease.commit()
+    else await recognition.lease.cancel()
   }
 
   async function onMessage (data: Buffer, isBinary: boolean): Promise<void> {
@@ -135,11 +176,8 @@ function recognitionSession (host: Host, socket: WebSocket, request: FastifyRequ
         return
       }
       if (message.action === 'start') {
-        contentType = message['content-type'] ?? contentType ?? 'application/octet-stream'
-        audio = new PassThrough()
-        writing = host.files.write(instance, KIND, id, audio, host.limits.recognizeBytes)
-        writing.catch(() => {})
-        send({ state: 'listening' })
+        if (active !== null) { fail(1002, 'A recognition is already in progress: send {"action": "stop"} and wait for its results before the next start.'); return }
+        await start(message['content-type'] ?? 'application/octet-stream')
       } else if (message.action === 'stop') {
         await finish()
       } else {
@@ -148,26 +186,22 @@ function recognitionSession (host: Host, socket: WebSocket, request: FastifyRequ
       return
     }
     if (data.length === 0) { await finish(); return }
-    if (audio === null) { fail(1002, 'Send {"action": "start", "content-type": …} before audio.'); return }
-    received += data.length
-    if (received > host.limits.recognizeBytes) { fail(1009, `The session sent more than ${host.limits.recognizeBytes} bytes of audio.`); return }
-    audio.write(data)
+    if (active === null) { fail(1002, 'Send {"action": "start", "content-type": …} before audio.'); return }
+    active.received += data.length
+    if (active.received > host.limits.recognizeBytes) { fail(1009, `The session sent more than ${host.limits.recognizeBytes} bytes of audio.`); return }
+    active.audio.write(data)
   }
 
   socket.on('message', (data: Buffer, isBinary: boolean) => {
     chain = chain.then(() => onMessage(data, isBinary)).catch((err) => {
-      fail(err instanceof HttpError ? 1002 : 1011, err instanceof HttpError ? err.message : 'The recognition failed.')
+      if (err instanceof errors.FST_CUSTOMER_DATA_LEASE_DOOMED) return // fail() has told the client
+      fail(err instanceof HttpError ? 1002 : 1011, err instanceof HttpError ? err.message : 'The recognition failed; retry later.')
     })
   })
   socket.on('close', () => {
     closed = true
-    chain = chain.then(async () => {
-      audio?.end()
-      await writing?.catch(() => {})
-      await (await leased).commit()
-    }).catch((err) => {
+    chain = chain.then(abandon).catch((err) => {
       if (!(err instanceof errors.FST_CUSTOMER_DATA_LEASE_DOOMED)) request.log.warn({ err }, 'recognition session ended with an error')
     })
   })
-  leased.catch(() => { fail(1011, 'The session could not be labeled; retry later.') })
 }

@@ -1,5 +1,5 @@
 // An in-process label store for tests and development. NOT durable: a crash or restart loses
-// every label and deletion record (DESIGN.md §6 Durable excepts it). Every method runs to the end
+// every label and deletion record (docs/ARCHITECTURE.md, "Invariants": Durable excepts it). Every method runs to the end
 // synchronously, so each is atomic.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -10,6 +10,10 @@ import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type DeletionRef, type CommitResult, type DeletionRecord, type ExportPage,
   type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
+} from '../store.js'
+import {
+  applyDeletionAttempt, deletionCursor, parseDeletionCursor,
+  type DeletionFailureInput, type DeletionPage, type DeletionProgress, type KindFailure, type ListDeletionsOptions, type RunningSummary
 } from '../store.js'
 
 interface Row {
@@ -292,6 +296,54 @@ export class MemoryStore implements LabelStore {
     } else {
       setDelete(this.#uncovered, ck, row.seq)
     }
+  }
+
+  // --- Operations (lib/store.ts): the deletion list, progress and the running summary. ---
+  /** Attempts and failures per deletion id, kept beside the records. */
+  #attempts = new Map<string, { attempts: number, failures: Record<string, KindFailure> }>()
+
+  /** A scan of every record: this store is for tests and development, not for large tables. */
+  async listDeletions (instance: string, options: ListDeletionsOptions): Promise<DeletionPage> {
+    this.#check()
+    const after = options.cursor === null ? null : parseDeletionCursor(options.cursor)
+    const mine = [...this.#deletions.values()]
+      .filter((d) => d.instance === instance && (options.status === undefined || d.status === options.status))
+      .filter((d) => after === null || d.createdAt < after.createdAt || (d.createdAt === after.createdAt && d.id < after.id))
+      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    const items = mine.slice(0, options.limit).map(copyDeletion)
+    return { items, next: mine.length > options.limit ? deletionCursor(items[items.length - 1]) : null }
+  }
+
+  async deletionProgress (instance: string, deletionId: string, now: number): Promise<DeletionProgress | null> {
+    this.#check()
+    const rec = this.#deletions.get(deletionId)
+    if (rec === undefined || rec.instance !== instance) return null
+    let remaining = 0
+    let waiting = 0
+    for (const seq of this.#byDeletion.get(deletionId) ?? []) {
+      const row = this.#rows.get(seq) as Row
+      remaining++
+      if (row.state === 'doomed' && row.leaseExpires > now) waiting++
+    }
+    // A completed deletion has nothing left to retry.
+    const a = (rec.status === 'running' ? this.#attempts.get(deletionId) : undefined) ?? { attempts: 0, failures: {} }
+    return { remaining, waiting, attempts: a.attempts, failures: { ...a.failures } }
+  }
+
+  async noteDeletionAttempt (deletionId: string, failure: DeletionFailureInput | null): Promise<void> {
+    this.#check()
+    if (this.#deletions.get(deletionId)?.status !== 'running') return
+    this.#attempts.set(deletionId, applyDeletionAttempt(this.#attempts.get(deletionId) ?? { attempts: 0, failures: {} }, failure))
+  }
+
+  async runningSummary (): Promise<RunningSummary> {
+    this.#check()
+    let oldest: number | null = null
+    for (const id of this.#running.values()) {
+      const createdAt = (this.#deletions.get(id) as DeletionRecord).createdAt
+      if (oldest === null || createdAt < oldest) oldest = createdAt
+    }
+    return { running: this.#running.size, oldestCreatedAt: oldest }
   }
 }
 

@@ -1,4 +1,4 @@
-// The fleet label store on PostgreSQL (DESIGN.md §7): several server replicas share one database.
+// The fleet label store on PostgreSQL (docs/ARCHITECTURE.md, "Stores"): several server replicas share one database.
 // Doom notices travel by LISTEN/NOTIFY, so a lease held on another replica aborts.
 //
 // Layout (docs/ARCHITECTURE.md, "Store layout"): a label is written once into `labels` and never
@@ -21,6 +21,10 @@ import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
+} from '../store.js'
+import {
+  applyDeletionAttempt, deletionCursor, parseDeletionCursor,
+  type DeletionFailureInput, type DeletionPage, type DeletionProgress, type KindFailure, type ListDeletionsOptions, type RunningSummary
 } from '../store.js'
 
 /** A query's result, as pg returns it. */
@@ -130,7 +134,12 @@ function migrations (s: string): string[] {
      DROP INDEX ${s}.labels_pending;
      ALTER TABLE ${s}.labels DROP CONSTRAINT labels_pkey,
        DROP COLUMN state, DROP COLUMN lease_id, DROP COLUMN lease_expires, DROP COLUMN claim_owner, DROP COLUMN claim_until;
-     CREATE INDEX labels_by_resource ON ${s}.labels (instance, kind, rid);`
+     CREATE INDEX labels_by_resource ON ${s}.labels (instance, kind, rid);`,
+    // v4: operators see a deletion's failed attempts and each failing kind's last error (the list
+    // route, the console); the instance's deletions are listed newest first from an index.
+    `ALTER TABLE ${s}.deletions ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+     ALTER TABLE ${s}.deletions ADD COLUMN failures jsonb NOT NULL DEFAULT '{}';
+     CREATE INDEX deletions_by_instance ON ${s}.deletions (instance, created_at, id);`
   ]
 }
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length
@@ -721,6 +730,57 @@ export class PostgresStore implements LabelStore {
   onDoom (listener: (leaseIds: string[]) => void): () => void {
     this.#events.on('doom', listener)
     return () => { this.#events.off('doom', listener) }
+  }
+
+  // --- Operations (lib/store.ts): the deletion list, progress and the running summary. ---
+  async listDeletions (instance: string, options: ListDeletionsOptions): Promise<DeletionPage> {
+    const before = options.cursor === null ? { createdAt: Number.MAX_SAFE_INTEGER, id: '' } : parseDeletionCursor(options.cursor)
+    // Newest first from deletions_by_instance; the row comparison starts the index scan past the cursor.
+    const { rows } = await this.#db.query<DeletionRow>(
+      `SELECT * FROM ${this.schema}.deletions
+       WHERE instance = $1 AND ($2::text IS NULL OR status = $2) AND (created_at, id) < ($3::bigint, $4::text)
+       ORDER BY created_at DESC, id DESC LIMIT $5`,
+      [instance, options.status ?? null, before.createdAt, before.id, options.limit + 1])
+    const items = rows.slice(0, options.limit).map(toRecord)
+    return { items, next: rows.length > options.limit ? deletionCursor(items[items.length - 1]) : null }
+  }
+
+  async deletionProgress (instance: string, deletionId: string, now: number): Promise<DeletionProgress | null> {
+    const s = this.schema
+    const { rows } = await this.#db.query<DeletionRow & { attempts: number, failures: Record<string, KindFailure> }>(
+      `SELECT * FROM ${s}.deletions WHERE id = $1 AND instance = $2`, [deletionId, instance])
+    const rec = rows[0]
+    if (rec === undefined) return null
+    if (rec.status !== 'running') return { remaining: 0, waiting: 0, attempts: 0, failures: {} }
+    // Covered labels still to erase; of them, doomed ones whose writer's lease has not expired yet
+    // (their pending rows, from the small pending table).
+    const { rows: counts } = await this.#db.query<{ remaining: number, waiting: number }>(
+      `SELECT (SELECT count(*)::int FROM ${s}.labels WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint) AS remaining,
+              (SELECT count(*)::int FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND seq <= $3::bigint
+                 AND doomed AND lease_expires > $4) AS waiting`,
+      [rec.instance, rec.customer, rec.cover_seq, now])
+    return { ...counts[0], attempts: rec.attempts, failures: rec.failures }
+  }
+
+  /** One statement, so replicas noting failures of one deletion at once do not lose an attempt. */
+  async noteDeletionAttempt (deletionId: string, failure: DeletionFailureInput | null): Promise<void> {
+    const s = this.schema
+    if (failure === null) {
+      // Nothing to clear is no write (and no dead row version).
+      await this.#db.query(`UPDATE ${s}.deletions SET attempts = 0, failures = '{}'
+        WHERE id = $1 AND status = 'running' AND (attempts > 0 OR failures <> '{}'::jsonb)`, [deletionId])
+      return
+    }
+    const entry = applyDeletionAttempt({ attempts: 0, failures: {} }, failure).failures
+    await this.#db.query(
+      `UPDATE ${s}.deletions SET attempts = attempts + 1, failures = failures || $2::jsonb WHERE id = $1 AND status = 'running'`,
+      [deletionId, JSON.stringify(entry)])
+  }
+
+  async runningSummary (): Promise<RunningSummary> {
+    const { rows } = await this.#db.query<{ n: number, oldest: string | null }>(
+      `SELECT count(*)::int AS n, min(created_at) AS oldest FROM ${this.schema}.deletions WHERE status = 'running'`)
+    return { running: rows[0].n, oldestCreatedAt: rows[0].oldest === null ? null : Number(rows[0].oldest) }
   }
 }
 

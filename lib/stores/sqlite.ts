@@ -1,4 +1,4 @@
-// The embedded label store on better-sqlite3 (DESIGN.md §7): WAL, versioned migrations, one
+// The embedded label store on better-sqlite3 (docs/ARCHITECTURE.md, "Stores"): WAL, versioned migrations, one
 // process. Labels are acknowledged only after the transaction that wrote them is durable; labels
 // from concurrent requests share one transaction (group commit), so a busy server pays one
 // fsync per event-loop turn, not one per request. The fsync itself runs off the event loop
@@ -27,6 +27,10 @@ import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
+} from '../store.js'
+import {
+  applyDeletionAttempt, deletionCursor, parseDeletionCursor,
+  type DeletionFailureInput, type DeletionPage, type DeletionProgress, type ListDeletionsOptions, type RunningSummary
 } from '../store.js'
 
 export interface SqliteStoreOptions {
@@ -84,16 +88,22 @@ const MIGRATIONS = [
   // v2: a resource labeled twice keeps both labels; the index that found the older one doubled
   // the pages every commit wrote (its keys are random), for no part of the guarantee.
   'DROP INDEX labels_committed;',
-  // v3: a label is written once; its writer's state lives in the owning process's memory (see the
+  // v3: withdrawing a resource's labels finds them by (instance, kind, id).
+  'CREATE INDEX labels_by_resource ON labels (instance, kind, rid);',
+  // v4: operators see a deletion's failed attempts and each failing kind's last error (the list
+  // route, the console); the instance's deletions are listed newest first from an index.
+  `ALTER TABLE deletions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE deletions ADD COLUMN failures TEXT NOT NULL DEFAULT '{}';
+   CREATE INDEX deletions_by_instance ON deletions (instance, created_at, id);`,
+  // v5: a label is written once; its writer's state lives in the owning process's memory (see the
   // top of this file), so the lease and pending indexes go, and with them the state and lease
   // columns. Labels pending or doomed in the old layout belonged to a process that is gone: they
-  // become plain labels, which covering deletions erase. Withdraw finds labels by resource.
+  // become plain labels, which covering deletions erase.
   `DROP INDEX labels_by_lease;
    DROP INDEX labels_pending;
    ALTER TABLE labels DROP COLUMN state;
    ALTER TABLE labels DROP COLUMN lease_id;
-   ALTER TABLE labels DROP COLUMN lease_expires;
-   CREATE INDEX labels_by_resource ON labels (instance, kind, rid);`
+   ALTER TABLE labels DROP COLUMN lease_expires;`
 ]
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
 
@@ -148,6 +158,22 @@ function prepareStatements (db: Database.Database) {
     runningList: db.prepare<[number], DeletionRef>("SELECT id, instance FROM deletions WHERE status = 'running' ORDER BY created_at LIMIT ?"),
     exportPage: db.prepare<[string, string, number, number], { seq: number, kind: string, rid: string, labeled_at: number }>(
       'SELECT seq, kind, rid, labeled_at FROM labels WHERE instance = ? AND customer = ? AND seq > ? ORDER BY seq LIMIT ?')
+  }
+}
+
+/** The deletion columns schema v4 added for operators. */
+interface OpsColumns { attempts: number, failures: string }
+
+/** The operations statements (lib/store.ts), prepared once per connection. */
+function prepareOpsStatements (db: Database.Database) {
+  // Newest first from deletions_by_instance; the row value compares past the cursor in the index.
+  const page = 'AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?'
+  return {
+    listAll: db.prepare(`SELECT * FROM deletions WHERE instance = ? ${page}`),
+    listStatus: db.prepare(`SELECT * FROM deletions WHERE instance = ? AND status = ? ${page}`),
+    covered: db.prepare('SELECT count(*) AS remaining FROM labels WHERE instance = ? AND customer = ? AND seq <= ?'),
+    setAttempts: db.prepare('UPDATE deletions SET attempts = ?, failures = ? WHERE id = ?'),
+    summary: db.prepare("SELECT count(*) AS n, min(created_at) AS oldest FROM deletions WHERE status = 'running'")
   }
 }
 
@@ -544,6 +570,55 @@ export class SqliteStore implements LabelStore {
   async compact (): Promise<void> {
     if (this.#checkpointer === null) throw new FST_CUSTOMER_DATA_CLOSED()
     await this.#checkpointer.checkpoint('TRUNCATE')
+  }
+
+  // --- Operations (lib/store.ts): the deletion list, progress and the running summary. ---
+  #opsStatements: { db: Database.Database, q: ReturnType<typeof prepareOpsStatements> } | null = null
+
+  get #ops (): ReturnType<typeof prepareOpsStatements> {
+    const db = this.#conn
+    if (this.#opsStatements?.db !== db) this.#opsStatements = { db, q: prepareOpsStatements(db) }
+    return this.#opsStatements.q
+  }
+
+  async listDeletions (instance: string, options: ListDeletionsOptions): Promise<DeletionPage> {
+    const before = options.cursor === null ? { createdAt: Number.MAX_SAFE_INTEGER, id: '' } : parseDeletionCursor(options.cursor)
+    const q = options.status === undefined ? this.#ops.listAll : this.#ops.listStatus
+    const args = options.status === undefined
+      ? [instance, before.createdAt, before.id, options.limit + 1]
+      : [instance, options.status, before.createdAt, before.id, options.limit + 1]
+    const rows = q.all(...args) as DeletionRow[]
+    const items = rows.slice(0, options.limit).map(toRecord)
+    return { items, next: rows.length > options.limit ? deletionCursor(items[items.length - 1]) : null }
+  }
+
+  async deletionProgress (instance: string, deletionId: string, now: number): Promise<DeletionProgress | null> {
+    const rec = this.#q.byId.get(deletionId) as (DeletionRow & OpsColumns) | undefined
+    if (rec === undefined || rec.instance !== instance) return null
+    if (rec.status !== 'running') return { remaining: 0, waiting: 0, attempts: 0, failures: {} }
+    const c = this.#ops.covered.get(rec.instance, rec.customer, rec.cover_seq) as { remaining: number }
+    // Waiting: covered labels of doomed leases whose writers are still at work (they are in memory).
+    let waiting = 0
+    for (const lease of this.#byCustomer.get(rec.instance + '\u0000' + rec.customer) ?? []) {
+      if (lease.expiresAt <= now) continue
+      for (const r of lease.rows) if (r.customer === rec.customer && r.seq <= rec.cover_seq) waiting++
+    }
+    return { remaining: c.remaining, waiting, attempts: rec.attempts, failures: JSON.parse(rec.failures) }
+  }
+
+  async noteDeletionAttempt (deletionId: string, failure: DeletionFailureInput | null): Promise<void> {
+    this.#conn.transaction(() => {
+      const rec = this.#q.byId.get(deletionId) as (DeletionRow & OpsColumns) | undefined
+      if (rec === undefined || rec.status !== 'running') return
+      if (failure === null && rec.attempts === 0 && rec.failures === '{}') return // nothing to clear: no write
+      const next = applyDeletionAttempt({ attempts: rec.attempts, failures: JSON.parse(rec.failures) }, failure)
+      this.#ops.setAttempts.run(next.attempts, JSON.stringify(next.failures), deletionId)
+    }).immediate()
+  }
+
+  async runningSummary (): Promise<RunningSummary> {
+    const row = this.#ops.summary.get() as { n: number, oldest: number | null }
+    return { running: row.n, oldestCreatedAt: row.oldest }
   }
 }
 

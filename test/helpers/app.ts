@@ -21,12 +21,12 @@ export interface TestApp {
   store: LabelStore
 }
 
-export async function buildApp (options: Partial<CustomerDataOptions> & { failErasers?: () => boolean } = {}): Promise<TestApp> {
+export async function buildApp ({ failErasers, ...options }: Partial<CustomerDataOptions> & { failErasers?: () => boolean } = {}): Promise<TestApp> {
   const storage: HostStorage = new Map()
   const erased: string[] = []
   const store = options.store ?? memoryStore()
   const erasers = Object.fromEntries(KINDS.map((kind) => [kind, async (ids: string[], { instance }: { instance: string }) => {
-    if (options.failErasers?.() === true) throw new Error('storage backend unavailable')
+    if (failErasers?.() === true) throw new Error('storage backend unavailable')
     for (const id of ids) {
       storage.delete(`${instance}/${kind}/${id}`)
       erased.push(`${instance}/${kind}/${id}`)

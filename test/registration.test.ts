@@ -1,0 +1,196 @@
+// No silent skip (issue 10): every way Fastify users register plugins and routes labels a route
+// with config.customerData, or refuses to start naming it. Each case is a style seen in real apps.
+import { test, type Test } from 'tap'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import websocket from '@fastify/websocket'
+import WebSocket from 'ws'
+import customerData, { apiKeyInstances, customerLabels, memoryStore, userDataRoutes, errors, type CustomerDataOptions } from '../index.js'
+import { basic } from './helpers/app.js'
+
+const AUTH = { authorization: basic('key-one') }
+const meta = (id: string): Record<string, string> => ({ 'x-watson-metadata': `customer_id=${id}` })
+
+function options (stored: Set<string>, extra: Partial<CustomerDataOptions> = {}): CustomerDataOptions {
+  return {
+    store: memoryStore(),
+    instance: apiKeyInstances({ keys: { 'key-one': 'instance-1' } }),
+    erasers: { word: async (ids) => { for (const id of ids) stored.delete(id) } },
+    waitMs: 2000,
+    reaperMs: 50,
+    ...extra
+  }
+}
+
+const wordRoute = {
+  config: { customerData: { kind: 'word', id: (request: FastifyRequest) => (request.params as { word: string }).word } }
+}
+
+/** Stores a word for alice, then checks the export lists it and a deletion erases it. */
+async function assertLabeledAndErased (t: Test, app: FastifyInstance, stored: Set<string>): Promise<void> {
+  const put = await app.inject({ method: 'PUT', url: '/words/hello', headers: { ...AUTH, ...meta('alice') } })
+  t.equal(put.statusCode, 201, 'stored')
+  t.ok(stored.has('hello'))
+  const exported = (await app.inject({ url: '/v1/user_data?customer_id=alice', headers: AUTH })).json()
+  t.match(exported.resources, [{ kind: 'word', id: 'hello' }], 'the export lists the word: it was labeled')
+  const del = (await app.inject({ method: 'DELETE', url: '/v1/user_data?customer_id=alice', headers: AUTH })).json()
+  t.match(del, { status: 'completed', erased: { word: 1 } })
+  t.notOk(stored.has('hello'), 'the deletion erased it')
+}
+
+function addWordRoute (app: FastifyInstance, stored: Set<string>): void {
+  app.put('/words/:word', wordRoute, async (request, reply) => {
+    stored.add((request.params as { word: string }).word)
+    return reply.code(201).send({})
+  })
+}
+
+test('register without await, then the route', async (t) => {
+  const stored = new Set<string>()
+  const app = Fastify()
+  app.register(customerData, options(stored))
+  addWordRoute(app, stored)
+  await app.ready()
+  t.teardown(() => app.close())
+  await assertLabeledAndErased(t, app, stored)
+})
+
+test('the route declared before the plugin', async (t) => {
+  const stored = new Set<string>()
+  const app = Fastify()
+  addWordRoute(app, stored)
+  await app.register(customerData, options(stored))
+  t.teardown(() => app.close())
+  await assertLabeledAndErased(t, app, stored)
+})
+
+test('the route in an encapsulated plugin registered before ours', async (t) => {
+  const stored = new Set<string>()
+  const app = Fastify()
+  app.register(async (child) => { addWordRoute(child, stored) })
+  app.register(customerData, options(stored))
+  await app.ready()
+  t.teardown(() => app.close())
+  await assertLabeledAndErased(t, app, stored)
+})
+
+test('a bad route config: refused at startup when seen, a Watson 500 naming the route otherwise, never unlabeled', async (t) => {
+  const after = Fastify()
+  await after.register(customerData, options(new Set()))
+  t.throws(() => after.put('/a', { config: { customerData: { kind: 'grammar', id: () => 'x' } } }, async () => ({})), errors.FST_CUSTOMER_DATA_NO_ERASER)
+  await after.close()
+
+  const stored = new Set<string>()
+  const before = Fastify()
+  before.put('/b/:word', { config: { customerData: { kind: 'word', id: 'not a function' } } } as never, async (request) => {
+    stored.add('b')
+    return {}
+  })
+  await before.register(customerData, options(stored))
+  t.teardown(() => before.close())
+  const res = await before.inject({ method: 'PUT', url: '/b/x', headers: { ...AUTH, ...meta('alice') } })
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), { code: 500, error: /route PUT \/b\/:word: config.customerData must be/ })
+  t.notOk(stored.has('b'), 'the handler never ran, so nothing was stored unlabeled')
+})
+
+test('customerLabels without customerMetadata fails at register, naming the missing plugin', async (t) => {
+  const app = Fastify()
+  app.register(customerLabels, options(new Set()))
+  await t.rejects(async () => { await app.ready() }, /fastify-customer-data\/customer-metadata/)
+  const routesAlone = Fastify()
+  routesAlone.register(userDataRoutes)
+  await t.rejects(async () => { await routesAlone.ready() }, /fastify-customer-data\/customer-labels/)
+})
+
+test("a host's own error reply on the user_data routes reaches the client unchanged", async (t) => {
+  const app = Fastify()
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers['x-host-token'] !== 'ok') return await reply.code(401).send({ message: 'host says no', realm: 'host' })
+  })
+  await app.register(customerData, options(new Set()))
+  t.teardown(() => app.close())
+  for (const [method, url] of [['DELETE', '/v1/user_data?customer_id=a'], ['GET', '/v1/user_data?customer_id=a'], ['GET', '/v1/user_data/deletions/x']] as const) {
+    const res = await app.inject({ method, url, headers: AUTH })
+    t.equal(res.statusCode, 401, `${method} ${url}`)
+    t.same(res.json(), { message: 'host says no', realm: 'host' })
+  }
+})
+
+/** A WebSocket route labeled by config; the client closes with `code` after the server stored. */
+async function wsSession (t: Test, closeCode: number | 'terminate'): Promise<void> {
+  const stored = new Set<string>()
+  const app = Fastify()
+  await app.register(customerData, options(stored, { leaseMs: 60_000 }))
+  await app.register(websocket)
+  app.get('/sessions/:word', { websocket: true, ...wordRoute }, (socket, request) => {
+    stored.add((request.params as { word: string }).word)
+    socket.send('stored')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/sessions/hello?x-watson-metadata=customer_id%3Dalice`, { headers: AUTH })
+  await new Promise((resolve) => ws.once('message', resolve))
+  const closed = new Promise((resolve) => ws.once('close', resolve))
+  if (closeCode === 'terminate') ws.terminate()
+  else ws.close(closeCode)
+  await closed
+  // Waiting for the server to see the close: its label must no longer block a deletion.
+  const del = await fetch(`http://127.0.0.1:${port}/v1/user_data?customer_id=alice`, { method: 'DELETE', headers: AUTH })
+  const body = await del.json() as { status: string, erased: Record<string, number> }
+  t.equal(body.status, 'completed', 'the deletion completed at once, not after the 60 s lease')
+  t.same(body.erased, { word: 1 })
+  t.notOk(stored.has('hello'), 'the session\'s data was erased')
+}
+
+test('a WebSocket route commits its label when the session ends normally', async (t) => {
+  await wsSession(t, 1000)
+})
+
+test('a WebSocket route releases its label when the session fails, and a deletion still erases', async (t) => {
+  await wsSession(t, 'terminate')
+})
+
+test('close() does not hang after a refused upgrade, in either plugin order', async (t) => {
+  for (const websocketFirst of [false, true]) {
+    const app = Fastify()
+    if (websocketFirst) await app.register(websocket)
+    await app.register(customerData, options(new Set()))
+    if (!websocketFirst) await app.register(websocket)
+    app.get('/ws', { websocket: true }, (socket) => { socket.close() })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    const refused = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?x-watson-metadata=customer_id%3D`, { headers: { 'x-watson-metadata': 'bad' } })
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode as number) })
+      ws.on('error', reject)
+    })
+    t.equal(refused, 400)
+    const outcome = await Promise.race([app.close().then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5000, 'hung')).then(String)])
+    t.equal(outcome, 'closed', websocketFirst ? '@fastify/websocket first' : 'customerData first')
+  }
+})
+
+test('every bad option is refused at ready() with FST_CUSTOMER_DATA_INVALID_OPTION naming it', async (t) => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['batchSize', { batchSize: 0 }], ['batchSize', { batchSize: 0.5 }], ['batchSize', { batchSize: -1 }],
+    ['batchSize', { batchSize: Number.NaN }], ['batchSize', { batchSize: Infinity }], ['batchSize', { batchSize: '10' }],
+    ['leaseMs', { leaseMs: 0 }], ['leaseMs', { leaseMs: Infinity }], ['leaseMs', { leaseMs: '60000' }],
+    ['reaperMs', { reaperMs: -1 }], ['eraserTimeoutMs', { eraserTimeoutMs: Number.NaN }],
+    ['retryMinMs', { retryMinMs: 0 }], ['retryMaxMs', { retryMaxMs: 2 ** 40 }], ['retryMinMs', { retryMinMs: 500, retryMaxMs: 100 }],
+    ['waitMs', { waitMs: -5 }], ['waitMs', { waitMs: '5s' }],
+    ['maxIds', { maxIds: 0 }], ['maxIds', { maxIds: 2.5 }], ['maxIdLength', { maxIdLength: Infinity }],
+    ['headerName', { headerName: 'bad header' }], ['queryParameter', { queryParameter: '' }],
+    ['redactLogs', { redactLogs: 'yes' }], ['redactParameters', { redactParameters: 'user_secret' }],
+    ['routes', { routes: 'no' }], ['routePrefix', { routePrefix: 'instances' }],
+    ['"batchsize"', { batchsize: 10 }], ['"erasser"', { erasser: {} }]
+  ]
+  for (const [name, bad] of cases) {
+    const app = Fastify()
+    app.register(customerData, { ...options(new Set()), ...bad } as never)
+    const err = await app.ready().then(() => null, (e: Error) => e)
+    t.ok(err instanceof errors.FST_CUSTOMER_DATA_INVALID_OPTION, `${JSON.stringify(bad)} is refused`)
+    t.match(err?.message, name, `${JSON.stringify(bad)}: the message names ${name}`)
+    await app.close().catch(() => {})
+  }
+})

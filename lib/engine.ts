@@ -48,7 +48,13 @@ export { ENGINE_DEFAULTS }
 
 const CLAIM_MARGIN_MS = 5000
 const KIND = /^[A-Za-z0-9_.:-]{1,64}$/
-const MAX_RESOURCE_ID = 1024
+/** Longest resource id, in UTF-16 units: ids are host names for things (a word, a file), not content. */
+export const MAX_RESOURCE_ID = 1024
+
+/** A resource id every store can hold: 1–1024 characters, no NUL (no PostgreSQL text column takes one). */
+export function isValidResourceId (id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_RESOURCE_ID && !id.includes('\u0000')
+}
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
 export class CustomerDataEngine implements LeaseHost {
@@ -173,7 +179,7 @@ export class CustomerDataEngine implements LeaseHost {
   #checkResource (kind: string, id: unknown): void {
     if (!this.#erasers.has(kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(String(kind))
     // U+0000 fits no PostgreSQL text column: refused here, the same way for every store.
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_RESOURCE_ID || id.includes('\u0000')) {
+    if (!isValidResourceId(id)) {
       throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`the id of a "${kind}" resource must be a non-empty string of at most ${MAX_RESOURCE_ID} characters, without NUL`)
     }
   }

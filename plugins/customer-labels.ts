@@ -2,10 +2,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import {
-  FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_INVALID_RESOURCE, FST_CUSTOMER_DATA_LEASE_DOOMED,
+  FST_CUSTOMER_DATA_BAD_REQUEST, FST_CUSTOMER_DATA_INVALID_OPTION, FST_CUSTOMER_DATA_INVALID_RESOURCE, FST_CUSTOMER_DATA_LEASE_DOOMED,
   FST_CUSTOMER_DATA_NO_ERASER, FST_CUSTOMER_DATA_UNAUTHORIZED, watsonErrorBody
 } from '../lib/errors.js'
-import { CustomerDataEngine, type EngineOptions } from '../lib/engine.js'
+import { CustomerDataEngine, isValidResourceId, MAX_RESOURCE_ID, type EngineOptions } from '../lib/engine.js'
 import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
@@ -244,6 +244,8 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   function resourceId (cfg: RouteCustomerDataConfig, request: FastifyRequest): string {
     const id = cfg.id(request as RouteCustomerDataRequest)
     if (typeof id !== 'string') throw new FST_CUSTOMER_DATA_INVALID_RESOURCE(`config.customerData.id of ${request.routeOptions.url ?? ''} must return a string`)
+    // The id comes from the request (a name in the URL): one no store can hold is the client's mistake.
+    if (!isValidResourceId(id)) throw new FST_CUSTOMER_DATA_BAD_REQUEST(`The resource name in this request is not valid: send 1 to ${MAX_RESOURCE_ID} characters, without NUL (%00).`)
     return id
   }
 
@@ -297,8 +299,8 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
 
   function storeFailureBody (reply: FastifyReply, err: unknown): string {
     const code = (err as { statusCode?: number }).statusCode
-    // Doomed (409) and no instance (401) say what happened; anything else is the store failing.
-    const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : code === 401 ? 401 : 503
+    // Doomed (409), no instance (401) and a bad resource name (400) say what happened; anything else is the store failing.
+    const status = err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED ? 409 : code !== undefined && code >= 400 && code < 500 ? code : 503
     reply.code(status).type('application/json; charset=utf-8')
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     return JSON.stringify(watsonErrorBody(status, (err as Error).message))

@@ -93,6 +93,21 @@ test('a bad route config: refused at startup when seen, a Watson 500 naming the 
   t.notOk(stored.has('b'), 'the handler never ran, so nothing was stored unlabeled')
 })
 
+test('a resource name no store can hold, taken from the URL, is a Watson 400 before the handler runs', async (t) => {
+  const stored = new Set<string>()
+  const app = Fastify({ routerOptions: { maxParamLength: 4096 } }) // names longer than Fastify's default 100
+  await app.register(customerData, options(stored))
+  addWordRoute(app, stored)
+  app.delete('/words/:word', { config: { customerData: { kind: 'word', id: (request) => request.params.word, withdraw: true } } }, async (request, reply) => reply.code(204).send())
+  t.teardown(() => app.close())
+  for (const [method, name] of [['PUT', 'a%00b'], ['PUT', 'x'.repeat(1025)], ['DELETE', 'a%00b']] as const) {
+    const res = await app.inject({ method, url: `/words/${name}`, headers: { ...AUTH, ...meta('alice') } })
+    t.equal(res.statusCode, 400, `${method} ${name.slice(0, 10)}`)
+    t.match(res.json(), { code: 400, code_description: 'Bad Request', error: /resource name in this request is not valid/ })
+  }
+  t.equal(stored.size, 0, 'nothing was stored')
+})
+
 test('customerLabels without customerMetadata fails at register, naming the missing plugin', async (t) => {
   const app = Fastify()
   app.register(customerLabels, options(new Set()))

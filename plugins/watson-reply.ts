@@ -19,7 +19,7 @@ export function sendWatsonError (reply: FastifyReply, err: unknown): FastifyRepl
 function closeAfterRefusal (reply: FastifyReply): void {
   reply.header('connection', 'close')
   const socket = reply.request.raw.socket
-  reply.raw.once('finish', () => { socket.destroySoon?.() ?? socket.end() })
+  reply.raw.once('finish', () => { socket.destroySoon() })
 }
 
 /** As sendWatsonError, and a store outage is a 503 with Retry-After (RFC 9110 §10.2.3). */

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
-import { checkKnownKeys } from './store-options.js'
+import { checkKnownKeys } from '../options.js'
 import { setAdd, setDelete } from './multimap.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { checkInteger, checkKnownKeys } from './store-options.js'
+import { checkInteger, checkKnownKeys } from '../options.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,

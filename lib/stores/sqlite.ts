@@ -21,7 +21,7 @@ import { loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
 import { setAdd, setDelete } from './multimap.js'
 import { SqliteProcessLock } from './sqlite-lock.js'
-import { checkInteger, checkKnownKeys } from './store-options.js'
+import { checkInteger, checkKnownKeys } from '../options.js'
 import { WalSync } from './sqlite-wal-sync.js'
 import {
   addCounts, checkLabel, checkStoreText, checkWithdraw, isDeletionId, parseSeqCursor,

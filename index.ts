@@ -19,7 +19,7 @@ export { CustomerDataEngine, ENGINE_DEFAULTS, type Eraser, type EngineOptions } 
 export { Lease } from './lib/lease.js'
 export { memoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { sqliteStore, type SqliteStoreOptions } from './lib/stores/sqlite.js'
-export { postgresStore, type PostgresStoreOptions, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from './lib/stores/postgres.js'
+export { postgresStore, POSTGRES_SESSION_OPTIONS, type PostgresStoreOptions, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from './lib/stores/postgres.js'
 export { runLabelStoreContract } from './lib/store-contract.js'
 export type * from './lib/store.js'
 export { errors }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { postgresStore, sqliteStore, type LabelStore } from 'fastify-customer-data'
+import { postgresStore, sqliteStore, POSTGRES_SESSION_OPTIONS, type LabelStore } from 'fastify-customer-data'
 import { backendDelta, backendMicros, mainThreadMicros, processMicros } from './cpu.js'
 import { loadLabels } from './load-labels.js'
 
@@ -22,9 +22,9 @@ export async function storeCost (kind: 'sqlite' | 'postgres', prefill: number, s
   const schema = 'fcd_cost_' + randomBytes(4).toString('hex')
   const dir = mkdtempSync(join(tmpdir(), 'fcd-cost-'))
   // The pool never closes idle connections, so every backend measured lives through the run.
-  // It plans prepared statements once, as the pool postgresStore creates does.
+  // It plans prepared statements as the pool postgresStore creates does.
   const pool = kind === 'postgres'
-    ? new pg.Pool({ connectionString: url, application_name: app, max: 10, idleTimeoutMillis: 0, options: '-c plan_cache_mode=force_generic_plan' })
+    ? new pg.Pool({ connectionString: url, application_name: app, max: 10, idleTimeoutMillis: 0, options: POSTGRES_SESSION_OPTIONS })
     : null
   const store: LabelStore = pool === null ? sqliteStore({ path: join(dir, 'labels.db') }) : postgresStore({ pool, schema })
   await store.open()
@@ -63,6 +63,7 @@ async function vacuum (url: string, schema: string): Promise<void> {
   const c = new pg.Client({ connectionString: url })
   await c.connect()
   await c.query(`VACUUM ANALYZE ${schema}.labels`)
+  await c.query(`VACUUM ANALYZE ${schema}.pending`)
   await c.end()
 }
 

@@ -66,6 +66,15 @@ export const POSTGRES_DEFAULTS = {
   schema: 'customer_data',
   max: 10
 } as const
+/**
+ * The session settings the store's statements are planned under; the pool the store creates uses
+ * them, and a host's own pool should too (`new pg.Pool({ …, options: POSTGRES_SESSION_OPTIONS })`).
+ * Each prepared statement is planned once (a generic plan). Seq scans are ruled out wherever an
+ * index can answer: the pending table is emptied by every commit and by vacuum, so a plan made
+ * while it looked empty would otherwise scan it, dead rows and all, for as long as the connection
+ * lives (docs/store-layout.md).
+ */
+export const POSTGRES_SESSION_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off'
 /** More connections than PostgreSQL's default max_connections (100) can ever serve. */
 const MAX_POOL = 100
 // At least 2: one connection stays checked out for LISTEN, and queries need another.
@@ -77,6 +86,8 @@ const MAX_GROUP = 1000 // writes per group statement: bounds its arrays and its 
 /** Groups waiting on a customer lock (a deletion in progress) before others go around them. */
 const STALL_MS = 20
 const MAX_FLUSHERS = 4
+/** Dead pending rows (one per committed label) that start an autovacuum of the pending table. */
+const PENDING_VACUUM_THRESHOLD = 5000
 
 function migrations (s: string): string[] {
   return [
@@ -139,7 +150,14 @@ function migrations (s: string): string[] {
     // route, the console); the instance's deletions are listed newest first from an index.
     `ALTER TABLE ${s}.deletions ADD COLUMN attempts integer NOT NULL DEFAULT 0;
      ALTER TABLE ${s}.deletions ADD COLUMN failures jsonb NOT NULL DEFAULT '{}';
-     CREATE INDEX deletions_by_instance ON ${s}.deletions (instance, created_at, id);`
+     CREATE INDEX deletions_by_instance ON ${s}.deletions (instance, created_at, id);`,
+    // v5: the pending table churns (a row per label, deleted at its commit): it is vacuumed once a
+    // few thousand rows have died and never truncated, so its pages are reused and its size on
+    // disk tells the planner it is not empty. Its ids compare byte by byte (COLLATE "C"): they are
+    // opaque, and a locale comparison costs at every btree step.
+    `ALTER TABLE ${s}.pending ALTER COLUMN instance TYPE text COLLATE "C", ALTER COLUMN customer TYPE text COLLATE "C",
+       ALTER COLUMN lease_id TYPE text COLLATE "C",
+       SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = ${PENDING_VACUUM_THRESHOLD}, vacuum_truncate = false);`
   ]
 }
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length
@@ -184,6 +202,11 @@ export function postgresStatements (s: string) {
      * deletion holds is skipped, not waited for (its rows come back with their ordinal in
      * `skipped`, and groupWait inserts them), so other customers' writes are not held up behind
      * it. A lease with a doomed label is not committed; the caller learns it from the rows.
+     * $10 'off' lets a group of commits alone end without waiting for its WAL flush (NULL keeps
+     * the session's setting): a commit lost in a crash leaves its labels pending, which deletions
+     * cover, while a group that inserts labels is durable before any of its writers goes on.
+     * The pending rows go by primary key (`seq = ANY(ARRAY(…))`), never by a join that a generic
+     * plan made on a small table could turn into a scan of every dead row.
      */
     group: `WITH locks AS MATERIALIZED (
         SELECT k FROM unnest($1::text[]) AS k WHERE pg_try_advisory_xact_lock_shared(hashtextextended(k, 0))
@@ -196,12 +219,13 @@ export function postgresStatements (s: string) {
       ), pending AS (
         INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires) SELECT seq, i, c, k, r, l, e FROM src
       ), target AS (
-        SELECT seq, lease_id, kind, rid, doomed FROM ${s}.pending WHERE lease_id = ANY($9::text[]) ORDER BY seq FOR UPDATE
+        SELECT seq, lease_id, kind, rid, doomed FROM ${s}.pending WHERE lease_id = ANY($9::text[]) ORDER BY lease_id, seq FOR UPDATE
       ), committed AS (
-        DELETE FROM ${s}.pending AS p USING target AS t
-        WHERE p.seq = t.seq AND NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.doomed)
+        DELETE FROM ${s}.pending WHERE seq = ANY(ARRAY(
+          SELECT t.seq FROM target AS t WHERE NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.doomed)))
       )
       SELECT lease_id, kind, rid, doomed, NULL::bigint AS skipped FROM target
+      WHERE (SELECT set_config('synchronous_commit', coalesce($10, current_setting('synchronous_commit')), true)) IS NOT NULL
       UNION ALL
       SELECT NULL, NULL, NULL, NULL, o FROM input WHERE i || chr(1) || c NOT IN (SELECT k FROM locks)`,
     /** The labels a group skipped: waits for their customers' locks (the InitPlan runs first). */
@@ -218,7 +242,12 @@ export function postgresStatements (s: string) {
     renew: `WITH renewed AS (
         UPDATE ${s}.pending SET lease_expires = $2 WHERE lease_id = ANY($1::text[]) RETURNING lease_id, doomed
       ) SELECT lease_id, bool_or(doomed) AS doomed FROM renewed GROUP BY lease_id`,
-    leaseRows: `SELECT seq, instance, customer, kind, rid, doomed FROM ${s}.pending WHERE lease_id = $1 ORDER BY seq FOR UPDATE`,
+    /**
+     * One lease's rows, locked in (lease_id, seq) order as every locker of pending rows does. The
+     * order is an expression no index gives, so the lease index finds the rows and a sort orders
+     * them; ordering by plain seq would let a plan walk the whole primary key instead.
+     */
+    leaseRows: `SELECT seq, instance, customer, kind, rid, doomed FROM ${s}.pending WHERE lease_id = $1 ORDER BY seq + 0 FOR UPDATE`,
     /**
      * Committed labels (no pending row) of the resources. A label a running batch holds is being
      * erased already, so it is skipped, not waited for. Committed labels carry no lease here, so
@@ -230,9 +259,12 @@ export function postgresStatements (s: string) {
           AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.seq = l.seq)
         FOR UPDATE SKIP LOCKED)`,
     commitLease: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
-    /** The lease's labels, by the customer index (pending rows name their customer). */
-    dropLabels: `DELETE FROM ${s}.labels AS l USING unnest($1::text[], $2::text[], $3::bigint[]) AS t(i, c, q)
-      WHERE l.instance = t.i AND l.customer = t.c AND l.seq = t.q RETURNING l.seq`,
+    /**
+     * The lease's labels of one customer, by the customer index (pending rows name their
+     * customer). Every column is an equality or a list on that index, so even the plan a new,
+     * empty table gets uses it.
+     */
+    dropLabels: `DELETE FROM ${s}.labels WHERE instance = $1 AND customer = $2 AND seq = ANY($3::bigint[]) RETURNING seq`,
     dropPending: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
     coveringDeletion: `SELECT id, instance FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' AND cover_seq >= $3`,
     lockErased: `SELECT erased FROM ${s}.deletions WHERE id = $1 FOR UPDATE`,
@@ -242,7 +274,10 @@ export function postgresStatements (s: string) {
     runningFor: `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`,
     insertDeletion: `INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING *`,
     extendCover: `UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1 RETURNING *`,
-    doom: `UPDATE ${s}.pending SET doomed = true WHERE instance = $1 AND customer = $2 AND NOT doomed RETURNING lease_id`,
+    /** Locks the customer's pending rows in (lease_id, seq) order, as commits do, before dooming them. */
+    doom: `UPDATE ${s}.pending SET doomed = true WHERE seq = ANY(ARRAY(
+        SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY lease_id, seq FOR UPDATE))
+      RETURNING lease_id`,
     notify: 'SELECT pg_notify($1, $2)',
     scope: `SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'`,
     /**
@@ -397,8 +432,8 @@ export class PostgresStore implements LabelStore {
       new (loadDriver<typeof pg>('pg').Pool)({
         connectionString: this.#options.connectionString,
         max: this.#max,
-        // Plan each prepared statement once: the generic plans are index scans (a test checks).
-        options: '-c plan_cache_mode=force_generic_plan'
+        // Plan each prepared statement once, as index scans (a test checks).
+        options: POSTGRES_SESSION_OPTIONS
       })
     // An idle client losing its connection must not crash the host; the next query reconnects.
     pool.on('error', () => {})
@@ -540,7 +575,7 @@ export class PostgresStore implements LabelStore {
     try {
       const leaseIds = group.flatMap((w) => w.leaseId ?? [])
       const rows = labelRows(group)
-      const { rows: out } = await this.#q<GroupRow>(this.#db, 'group', [...labelColumns(rows.map((r) => r.label)), leaseIds])
+      const { rows: out } = await this.#q<GroupRow>(this.#db, 'group', [...labelColumns(rows.map((r) => r.label)), leaseIds, rows.length === 0 ? 'off' : null])
       const results = commitResults(leaseIds, out.filter((r) => r.skipped === null))
       const skipped = out.filter((r) => r.skipped !== null).map((r) => rows[Number(r.skipped) - 1])
       const waiting = new Set(skipped.map((r) => r.write))
@@ -587,9 +622,17 @@ export class PostgresStore implements LabelStore {
       const { rows } = await this.#q<PendingRow>(c, 'leaseRows', [leaseId])
       if (rows.length === 0) return []
       // Labels a batch has erased (and deleted) meanwhile are not credited twice.
-      const { rows: gone } = await this.#q<{ seq: string }>(c, 'dropLabels', [rows.map((r) => r.instance), rows.map((r) => r.customer), rows.map((r) => r.seq)])
+      const dropped = new Set<string>()
+      const byCustomer = new Map<string, PendingRow[]>()
+      for (const r of rows) {
+        const key = r.instance + '\u0001' + r.customer
+        byCustomer.set(key, [...(byCustomer.get(key) ?? []), r])
+      }
+      for (const mine of byCustomer.values()) {
+        const { rows: gone } = await this.#q<{ seq: string }>(c, 'dropLabels', [mine[0].instance, mine[0].customer, mine.map((r) => r.seq)])
+        for (const g of gone) dropped.add(g.seq)
+      }
       await this.#q(c, 'dropPending', [leaseId])
-      const dropped = new Set(gone.map((g) => g.seq))
       const credit = new Map<string, { ref: DeletionRef, resources: Array<{ kind: string, id: string }> }>()
       for (const row of rows) {
         if (!row.doomed || !dropped.has(row.seq)) continue

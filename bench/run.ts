@@ -14,6 +14,8 @@ import { loadLabels } from './load-labels.js'
 import { backendDelta, backendMicros, procCpuMicros } from './cpu.js'
 
 const quick = process.argv.includes('--quick')
+/** `--deletions`: only the deletion modes (each loads a store of its own first). */
+const deletionsOnly = process.argv.includes('--deletions')
 const CFG = quick
   ? { duration: 2, rounds: 1, connections: 32, wsSeconds: 2, storeLabels: 100_000, bigCustomer: 20_000, deletions: 20 }
   : { duration: 8, rounds: 3, connections: 64, wsSeconds: 5, storeLabels: 1_000_000, bigCustomer: 100_000, deletions: 50 }
@@ -215,12 +217,13 @@ async function websocketModes (): Promise<void> {
   rows.push(['WS 4 KiB frames/s, labeled session', fmt(f1), fmt(f0), `${fmt(f1 / f0, 2)}×`, '', '', '', '', 'no work per frame'])
 }
 
-/** VACUUM ANALYZE of the bench schema's labels: autovacuum's work, which this server may have off. */
+/** VACUUM ANALYZE of the bench schema's tables: autovacuum's work, which this server may have off. */
 function vacuum (schema: string): () => Promise<void> {
   return async () => {
     const c = new pg.Client({ connectionString: PG_URL })
     await c.connect()
     await c.query(`VACUUM ANALYZE ${schema}.labels`)
+    await c.query(`VACUUM ANALYZE ${schema}.pending`)
     await c.end()
   }
 }
@@ -265,6 +268,20 @@ async function deletionModes (store: 'sqlite' | 'postgres'): Promise<void> {
 const hasPg = await pgReachable()
 console.error(`fastify-customer-data benchmark${quick ? ' (quick)' : ''}: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, Node ${process.version}${hasPg ? '' : ' — PostgreSQL unreachable: its modes are skipped'}`)
 try {
+  if (!deletionsOnly) await httpModes()
+  await deletionModes('sqlite')
+  if (hasPg) await deletionModes('postgres')
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+  if (schemas.length > 0) {
+    const c = new pg.Client({ connectionString: PG_URL })
+    await c.connect()
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`)
+    await c.end()
+  }
+}
+
+async function httpModes (): Promise<void> {
   await httpMode('POST, bare Fastify (the baseline, against itself)', { MODE: 'bare' }, 'none')
   await httpMode('POST, plugins registered, no header', { MODE: 'plugins' }, 'none', { ratio: 0.97 })
   await httpMode('POST, header parsed only', { MODE: 'plugins' }, 'bench', { ratio: 0.97 })
@@ -276,16 +293,6 @@ try {
     await httpMode('POST, new label, one busy customer (PostgreSQL)', { MODE: 'label', ...storeEnv('postgres') }, 'busy')
   }
   await websocketModes()
-  await deletionModes('sqlite')
-  if (hasPg) await deletionModes('postgres')
-} finally {
-  rmSync(dir, { recursive: true, force: true })
-  if (schemas.length > 0) {
-    const c = new pg.Client({ connectionString: PG_URL })
-    await c.connect()
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`)
-    await c.end()
-  }
 }
 
 const header = ['mode', 'req/s or result (median, min–max)', 'bare req/s', 'ratio to bare', 'server CPU µs/req: main / process (+main vs bare)', 'DB CPU µs/req', 'p50 / p99 ms', 'peak RSS', 'goal']

@@ -326,24 +326,25 @@ export class CustomerDataEngine implements LeaseHost {
           after = null // one more pass from the start: labels skipped on the way may be ready now
           continue
         }
-        if (batch.length === 0) {
-          const rec = await this.store.finishDeletion(deletionId, Date.now())
-          if (rec?.status === 'completed') {
-            this.#log.info({ deletionId, customer: logTag(rec.customer), erased: rec.erased }, 'customer data deletion completed')
-            this.events.publish('deletion-completed', { deletionId, instance, erased: rec.erased, createdAt: rec.createdAt, completedAt: rec.completedAt ?? Date.now() })
-            await this.store.compact?.()
-          }
-          return rec
-        }
+        if (batch.length === 0) return await this.#finish(deletionId, instance)
         claimed = batch
         after = batch[batch.length - 1].key
         const erased = await this.#eraseBatch(instance, batch)
         await this.store.completeBatch(deletionId, batch.map((l) => l.key), erased)
+        claimed = []
         this.events.publish('batch-erased', { deletionId, instance, erased })
         // The first success of a run also clears failures noted by a replica that ran it before.
         if (failures > 0 || !progressed) await this.#noteAttempt(deletionId, instance, null)
         progressed = true
         failures = 0
+        if (batch.length < this.batchSize) {
+          // A short batch took every label ready past the last pass's start: most deletions end
+          // here, without a pass that claims nothing. If labels remain (a writer's, or ones another
+          // worker held), the next pass starts from the beginning, as after an empty pass.
+          const rec = await this.#finish(deletionId, instance)
+          if (rec === null || rec.status === 'completed') return rec
+          after = null
+        }
         await yieldToLoop()
       } catch (err) {
         if (claimed.length > 0) await this.store.abandonBatch?.(deletionId, claimed.map((l) => l.key)).catch(() => {})
@@ -355,6 +356,17 @@ export class CustomerDataEngine implements LeaseHost {
       }
     }
     return null
+  }
+
+  /** Completes the deletion if no covered label is left; returns its record either way. */
+  async #finish (deletionId: string, instance: string): Promise<DeletionRecord | null> {
+    const rec = await this.store.finishDeletion(deletionId, Date.now())
+    if (rec?.status === 'completed') {
+      this.#log.info({ deletionId, customer: logTag(rec.customer), erased: rec.erased }, 'customer data deletion completed')
+      this.events.publish('deletion-completed', { deletionId, instance, erased: rec.erased, createdAt: rec.createdAt, completedAt: rec.completedAt ?? Date.now() })
+      await this.store.compact?.()
+    }
+    return rec
   }
 
   async #eraseBatch (instance: string, batch: ClaimedLabel[]): Promise<Record<string, number>> {

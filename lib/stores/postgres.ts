@@ -18,7 +18,7 @@ import { loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
 import { checkInteger, checkKnownKeys } from '../options.js'
 import {
-  addCounts, checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
+  checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
   type ClaimedLabel, type ClaimOptions, type CommitResult, type DeletionRecord, type DeletionRef,
   type ExportPage, type LabelInput, type LabelState, type LabelStore, type RequestDeletionInput, type WithdrawInput
 } from '../store.js'
@@ -173,6 +173,9 @@ interface DeletionRow {
   completed_at: string | null
 }
 
+/** What a deletion covers: the labels of (instance, customer) up to cover_seq. */
+interface DeletionScope { instance: string, customer: string, cover_seq: string }
+
 interface PendingRow { seq: string, instance: string, customer: string, kind: string, rid: string, doomed: boolean }
 
 /** The lock keys (sorted, so concurrent groups take them in one order) and columns of a group's labels. */
@@ -267,8 +270,10 @@ export function postgresStatements (s: string) {
     dropLabels: `DELETE FROM ${s}.labels WHERE instance = $1 AND customer = $2 AND seq = ANY($3::bigint[]) RETURNING seq`,
     dropPending: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
     coveringDeletion: `SELECT id, instance FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' AND cover_seq >= $3`,
-    lockErased: `SELECT erased FROM ${s}.deletions WHERE id = $1 FOR UPDATE`,
-    setErased: `UPDATE ${s}.deletions SET erased = $2 WHERE id = $1`,
+    /** Adds counts per kind ($2, a JSON object) to a deletion's, in one statement (the row lock serializes replicas). */
+    addErased: `UPDATE ${s}.deletions SET erased = erased || coalesce((
+        SELECT jsonb_object_agg(a.key, coalesce((erased ->> a.key)::bigint, 0) + a.value::bigint) FROM jsonb_each_text($2::jsonb) AS a), '{}'::jsonb)
+      WHERE id = $1`,
     customerLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
     maxSeq: `SELECT max(seq) AS m FROM ${s}.labels WHERE instance = $1 AND customer = $2`,
     runningFor: `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`,
@@ -389,6 +394,8 @@ export class PostgresStore implements LabelStore {
   #listenRetry: NodeJS.Timeout | null = null
   #events = new EventEmitter()
   readonly #group: GroupCommit<QueuedWrite>
+  /** Each running deletion's scope, as this process's last claim read it (see claimBatch). */
+  readonly #scopes = new Map<string, DeletionScope>()
   /** Open batch transactions of this process, by deletion id and owner. */
   readonly #batches = new Map<string, OpenBatch>()
   #closed = false
@@ -499,6 +506,7 @@ export class PostgresStore implements LabelStore {
     if (this.#pool === null || this.#closed) return
     await this.#group.idle()
     for (const batch of [...this.#batches.values()]) await this.#endBatch(batch, false)
+    this.#scopes.clear()
     this.#closed = true
     if (this.#listenRetry !== null) clearTimeout(this.#listenRetry)
     const listener = this.#listener
@@ -651,9 +659,7 @@ export class PostgresStore implements LabelStore {
   }
 
   async #addErased (c: pg.PoolClient, deletionId: string, counts: Record<string, number>): Promise<void> {
-    const { rows } = await this.#q<{ erased: Record<string, number> }>(c, 'lockErased', [deletionId])
-    if (rows.length === 0) return
-    await this.#q(c, 'setErased', [deletionId, JSON.stringify(addCounts(rows[0].erased, counts))])
+    if (Object.keys(counts).length > 0) await this.#q(c, 'addErased', [deletionId, JSON.stringify(counts)])
   }
 
   async requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> {
@@ -687,8 +693,14 @@ export class PostgresStore implements LabelStore {
     const own = this.#batches.get(batchKey(deletionId, options.owner))
     if (own !== undefined) await this.#endBatch(own, false)
     for (const b of [...this.#batches.values()]) if (b.until <= options.now) await this.#endBatch(b, false)
-    const d = (await this.#q<{ instance: string, customer: string, cover_seq: string }>(this.#db, 'scope', [deletionId])).rows[0]
-    if (d === undefined) return []
+    // The scope is read again after every short batch, so a cover extended by a joining request
+    // meanwhile is seen before the deletion tries to complete; full batches reuse it.
+    let d = this.#scopes.get(deletionId)
+    if (d === undefined) {
+      d = (await this.#q<DeletionScope>(this.#db, 'scope', [deletionId])).rows[0]
+      if (d === undefined) return []
+      this.#scopes.set(deletionId, d)
+    }
     const client = await this.#db.connect()
     // Held idle while the erasers run: a dropped connection must not be an unhandled 'error'
     // event; the batch's next query fails instead, and it is rolled back (the labels come back).
@@ -698,6 +710,7 @@ export class PostgresStore implements LabelStore {
       await client.query('BEGIN')
       const { rows } = await this.#q<{ seq: string, kind: string, rid: string }>(client, 'claim',
         [d.instance, d.customer, d.cover_seq, options.after ?? '0', options.now, options.limit])
+      if (rows.length < options.limit) this.#scopes.delete(deletionId)
       if (rows.length === 0) {
         await client.query('ROLLBACK')
         client.off('error', ignore)
@@ -707,6 +720,7 @@ export class PostgresStore implements LabelStore {
       this.#batches.set(batchKey(deletionId, options.owner), { deletionId, owner: options.owner, client, ignore, keys: new Set(rows.map((r) => r.seq)), until: options.claimUntil })
       return rows.map((r) => ({ key: r.seq, kind: r.kind, id: r.rid }))
     } catch (err) {
+      this.#scopes.delete(deletionId)
       await client.query('ROLLBACK').catch(() => {})
       client.release(true)
       throw err

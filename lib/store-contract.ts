@@ -177,6 +177,36 @@ export function runLabelStoreContract (t: ContractTest, makeStore: () => Promise
     t.same(await store.runningDeletions(10), [{ id: third.deletion.id, instance: 'i1' }])
   }))
 
+  t.test('a cover extended between batches is claimed before the deletion completes', async (t: ContractTest) => withStore(makeStore, async (store) => {
+    for (const id of ['a1', 'a2', 'a3']) await committed(store, 'i1', ['c1'], 'audio', id)
+    const { deletion } = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    const now = Date.now()
+    const claim = (after: string | null) => store.claimBatch(deletion.id, { owner: 'w', limit: 2, now, after, claimUntil: now + 10_000 })
+    const erase = async (batch: Array<{ key: string, kind: string, id: string }>): Promise<string[]> => {
+      await store.completeBatch(deletion.id, batch.map((l) => l.key), { audio: batch.length })
+      return batch.map((l) => l.id)
+    }
+    const first = await claim(null)
+    t.equal(first.length, 2, 'a full batch')
+    const erased = await erase(first)
+    await committed(store, 'i1', ['c1'], 'audio', 'a4')
+    const joined = await store.requestDeletion({ id: randomUUID(), instance: 'i1', customer: 'c1', now: Date.now() })
+    t.equal(joined.deletion.id, deletion.id, 'the second request joins and extends the cover')
+    // The engine's way: go on past the last key; a short batch tries to finish, and any label left
+    // sends it back to the start.
+    let after: string | null = first[first.length - 1].key
+    for (let pass = 0; pass < 10; pass++) {
+      const batch = await claim(after)
+      if (batch.length > 0) erased.push(...await erase(batch))
+      if (batch.length === 2) { after = batch[batch.length - 1].key; continue }
+      if ((await store.finishDeletion(deletion.id, Date.now()))?.status === 'completed') break
+      after = null
+    }
+    t.same(erased.sort(), ['a1', 'a2', 'a3', 'a4'], 'the label made after the first batch, under the extended cover, is erased too')
+    t.equal((await store.getDeletion('i1', deletion.id))?.status, 'completed')
+    t.same((await store.exportLabels('i1', 'c1', 10, null)).items, [], 'nothing of the customer is left')
+  }))
+
   t.test('concurrent identical deletions record one', async (t: ContractTest) => withStore(makeStore, async (store) => {
     await committed(store, 'i1', ['c1'], 'audio', 'a1')
     const results = await Promise.all(Array.from({ length: 10 }, () =>

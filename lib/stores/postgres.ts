@@ -153,11 +153,9 @@ function migrations (s: string): string[] {
      CREATE INDEX deletions_by_instance ON ${s}.deletions (instance, created_at, id);`,
     // v5: the pending table churns (a row per label, deleted at its commit): it is vacuumed once a
     // few thousand rows have died and never truncated, so its pages are reused and its size on
-    // disk tells the planner it is not empty. Its ids compare byte by byte (COLLATE "C"): they are
-    // opaque, and a locale comparison costs at every btree step.
-    `ALTER TABLE ${s}.pending ALTER COLUMN instance TYPE text COLLATE "C", ALTER COLUMN customer TYPE text COLLATE "C",
-       ALTER COLUMN lease_id TYPE text COLLATE "C",
-       SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = ${PENDING_VACUUM_THRESHOLD}, vacuum_truncate = false);`
+    // disk tells the planner it is not empty. Storage parameters only: the lock this takes lets
+    // replicas of the previous version go on writing, and their prepared statements stay valid.
+    `ALTER TABLE ${s}.pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = ${PENDING_VACUUM_THRESHOLD}, vacuum_truncate = false);`
   ]
 }
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length
@@ -192,6 +190,15 @@ function labelColumns (labels: readonly LabelInput[]): [string[], string[], stri
 }
 
 /**
+ * The one order in which every statement locks pending rows, (lease_id, seq), so no two of them
+ * wait on each other in a cycle. Written as expressions no index gives, so a plan finds the rows
+ * by the index its WHERE names and sorts them, instead of walking a whole index for its order.
+ */
+function lockOrder (alias: string): string {
+  return `${alias}lease_id || '', ${alias}seq + 0`
+}
+
+/**
  * Every statement the store runs, as named prepared statements: each connection parses and plans
  * a name once, and PostgreSQL keeps a generic plan for it. Every WHERE names the leading columns
  * of an index, so the generic plans are index scans (docs/ARCHITECTURE.md, "Store layout").
@@ -205,9 +212,8 @@ export function postgresStatements (s: string) {
      * deletion holds is skipped, not waited for (its rows come back with their ordinal in
      * `skipped`, and groupWait inserts them), so other customers' writes are not held up behind
      * it. A lease with a doomed label is not committed; the caller learns it from the rows.
-     * $10 'off' lets a group of commits alone end without waiting for its WAL flush (NULL keeps
-     * the session's setting): a commit lost in a crash leaves its labels pending, which deletions
-     * cover, while a group that inserts labels is durable before any of its writers goes on.
+     * Commits are as durable as labels: a commit lost in a crash would leave a label pending with
+     * no writer, which withdrawing (it leaves pending labels alone) could never remove.
      * The pending rows go by primary key (`seq = ANY(ARRAY(…))`), never by a join that a generic
      * plan made on a small table could turn into a scan of every dead row.
      */
@@ -222,13 +228,12 @@ export function postgresStatements (s: string) {
       ), pending AS (
         INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires) SELECT seq, i, c, k, r, l, e FROM src
       ), target AS (
-        SELECT seq, lease_id, kind, rid, doomed FROM ${s}.pending WHERE lease_id = ANY($9::text[]) ORDER BY lease_id, seq FOR UPDATE
+        SELECT seq, lease_id, kind, rid, doomed FROM ${s}.pending WHERE lease_id = ANY($9::text[]) ORDER BY ${lockOrder('')} FOR UPDATE
       ), committed AS (
         DELETE FROM ${s}.pending WHERE seq = ANY(ARRAY(
           SELECT t.seq FROM target AS t WHERE NOT EXISTS (SELECT 1 FROM target AS d WHERE d.lease_id = t.lease_id AND d.doomed)))
       )
       SELECT lease_id, kind, rid, doomed, NULL::bigint AS skipped FROM target
-      WHERE (SELECT set_config('synchronous_commit', coalesce($10, current_setting('synchronous_commit')), true)) IS NOT NULL
       UNION ALL
       SELECT NULL, NULL, NULL, NULL, o FROM input WHERE i || chr(1) || c NOT IN (SELECT k FROM locks)`,
     /** The labels a group skipped: waits for their customers' locks (the InitPlan runs first). */
@@ -242,15 +247,14 @@ export function postgresStatements (s: string) {
         INSERT INTO ${s}.labels (seq, instance, customer, kind, rid, labeled_at) SELECT seq, i, c, k, r, n FROM src
       )
       INSERT INTO ${s}.pending (seq, instance, customer, kind, rid, lease_id, lease_expires) SELECT seq, i, c, k, r, l, e FROM src`,
+    /** Locks the leases' rows in the pending lock order (lockOrder), then renews them. */
     renew: `WITH renewed AS (
-        UPDATE ${s}.pending SET lease_expires = $2 WHERE lease_id = ANY($1::text[]) RETURNING lease_id, doomed
+        UPDATE ${s}.pending SET lease_expires = $2 WHERE seq = ANY(ARRAY(
+          SELECT seq FROM ${s}.pending WHERE lease_id = ANY($1::text[]) ORDER BY ${lockOrder('')} FOR UPDATE))
+        RETURNING lease_id, doomed
       ) SELECT lease_id, bool_or(doomed) AS doomed FROM renewed GROUP BY lease_id`,
-    /**
-     * One lease's rows, locked in (lease_id, seq) order as every locker of pending rows does. The
-     * order is an expression no index gives, so the lease index finds the rows and a sort orders
-     * them; ordering by plain seq would let a plan walk the whole primary key instead.
-     */
-    leaseRows: `SELECT seq, instance, customer, kind, rid, doomed FROM ${s}.pending WHERE lease_id = $1 ORDER BY seq + 0 FOR UPDATE`,
+    /** One lease's rows, locked in the pending lock order (lockOrder). */
+    leaseRows: `SELECT seq, instance, customer, kind, rid, doomed FROM ${s}.pending WHERE lease_id = $1 ORDER BY ${lockOrder('')} FOR UPDATE`,
     /**
      * Committed labels (no pending row) of the resources. A label a running batch holds is being
      * erased already, so it is skipped, not waited for. Committed labels carry no lease here, so
@@ -259,7 +263,7 @@ export function postgresStatements (s: string) {
     withdraw: `DELETE FROM ${s}.labels WHERE ctid IN (
         SELECT l.ctid FROM ${s}.labels AS l
         WHERE l.instance = $1 AND l.kind = $2 AND l.rid = ANY($3::text[])
-          AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.seq = l.seq)
+          AND (SELECT true FROM ${s}.pending AS p WHERE p.seq = l.seq) IS NULL
         FOR UPDATE SKIP LOCKED)`,
     commitLease: `DELETE FROM ${s}.pending WHERE lease_id = $1`,
     /**
@@ -279,9 +283,9 @@ export function postgresStatements (s: string) {
     runningFor: `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`,
     insertDeletion: `INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING *`,
     extendCover: `UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1 RETURNING *`,
-    /** Locks the customer's pending rows in (lease_id, seq) order, as commits do, before dooming them. */
+    /** Locks the customer's pending rows in the pending lock order (lockOrder), then dooms them. */
     doom: `UPDATE ${s}.pending SET doomed = true WHERE seq = ANY(ARRAY(
-        SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY lease_id, seq FOR UPDATE))
+        SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY ${lockOrder('')} FOR UPDATE))
       RETURNING lease_id`,
     notify: 'SELECT pg_notify($1, $2)',
     scope: `SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'`,
@@ -293,13 +297,14 @@ export function postgresStatements (s: string) {
     claim: `WITH c AS (
         SELECT l.ctid AS t FROM ${s}.labels AS l
         WHERE l.instance = $1 AND l.customer = $2 AND l.seq <= $3::bigint AND l.seq > $4::bigint
-          AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.seq = l.seq AND p.lease_expires > $5)
+          AND coalesce((SELECT p.lease_expires FROM ${s}.pending AS p WHERE p.seq = l.seq), 0) <= $5
         ORDER BY l.seq LIMIT $6
         FOR UPDATE OF l SKIP LOCKED
       ), gone AS (
         DELETE FROM ${s}.labels AS l USING c WHERE l.ctid = c.t RETURNING l.seq, l.kind, l.rid
       ), expired AS (
-        DELETE FROM ${s}.pending AS p USING gone AS g WHERE p.seq = g.seq
+        DELETE FROM ${s}.pending WHERE seq = ANY(ARRAY(
+          SELECT p.seq FROM ${s}.pending AS p WHERE p.seq = ANY(ARRAY(SELECT seq FROM gone)) ORDER BY ${lockOrder('p.')} FOR UPDATE))
       )
       SELECT seq, kind, rid FROM gone ORDER BY seq`,
     finish: `UPDATE ${s}.deletions AS d SET status = 'completed', completed_at = $2
@@ -309,8 +314,8 @@ export function postgresStatements (s: string) {
     byId: `SELECT * FROM ${s}.deletions WHERE id = $1`,
     byIdIn: `SELECT * FROM ${s}.deletions WHERE id = $1 AND instance = $2`,
     running: `SELECT id, instance FROM ${s}.deletions WHERE status = 'running' ORDER BY created_at LIMIT $1`,
-    exportPage: `SELECT l.seq, l.kind, l.rid, l.labeled_at, p.doomed FROM ${s}.labels AS l
-      LEFT JOIN ${s}.pending AS p ON p.seq = l.seq
+    exportPage: `SELECT l.seq, l.kind, l.rid, l.labeled_at, (SELECT p.doomed FROM ${s}.pending AS p WHERE p.seq = l.seq) AS doomed
+      FROM ${s}.labels AS l
       WHERE l.instance = $1 AND l.customer = $2
         AND l.seq > greatest($3::bigint, coalesce((SELECT cover_seq FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running'), 0))
       ORDER BY l.seq LIMIT $4`
@@ -557,8 +562,9 @@ export class PostgresStore implements LabelStore {
   }
 
   /**
-   * Commits share group statements with labels. They need not be durable before the writer goes
-   * on: a commit lost in a crash leaves the label pending, and a deletion still covers it.
+   * Commits share group statements with labels, and are durable before the writer goes on: a
+   * commit lost in a crash would leave its label pending with no writer, which withdrawing never
+   * removes (so a reused name could be erased by the old owner's deletion).
    */
   commit (leaseId: string, _now?: number, replace = false): Promise<CommitResult> {
     if (replace) return this.#commitReplacing(leaseId)
@@ -583,7 +589,7 @@ export class PostgresStore implements LabelStore {
     try {
       const leaseIds = group.flatMap((w) => w.leaseId ?? [])
       const rows = labelRows(group)
-      const { rows: out } = await this.#q<GroupRow>(this.#db, 'group', [...labelColumns(rows.map((r) => r.label)), leaseIds, rows.length === 0 ? 'off' : null])
+      const { rows: out } = await this.#q<GroupRow>(this.#db, 'group', [...labelColumns(rows.map((r) => r.label)), leaseIds])
       const results = commitResults(leaseIds, out.filter((r) => r.skipped === null))
       const skipped = out.filter((r) => r.skipped !== null).map((r) => rows[Number(r.skipped) - 1])
       const waiting = new Set(skipped.map((r) => r.write))
@@ -634,7 +640,9 @@ export class PostgresStore implements LabelStore {
       const byCustomer = new Map<string, PendingRow[]>()
       for (const r of rows) {
         const key = r.instance + '\u0001' + r.customer
-        byCustomer.set(key, [...(byCustomer.get(key) ?? []), r])
+        const mine = byCustomer.get(key)
+        if (mine === undefined) byCustomer.set(key, [r])
+        else mine.push(r)
       }
       for (const mine of byCustomer.values()) {
         const { rows: gone } = await this.#q<{ seq: string }>(c, 'dropLabels', [mine[0].instance, mine[0].customer, mine.map((r) => r.seq)])

@@ -1,6 +1,7 @@
 // Bodies as files under DATA_DIR/files: for a single server, whose erasers reach its own disk.
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
+import { once } from 'node:events'
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
@@ -28,9 +29,13 @@ export class FileStore implements BlobStore {
         else done(null, chunk)
       }
     })
+    const sink = createWriteStream(file)
     try {
-      await pipeline(source instanceof Readable ? source : Readable.from(source), counter, createWriteStream(file))
+      await pipeline(source instanceof Readable ? source : Readable.from(source), counter, sink)
     } catch (err) {
+      // A body refused in its first chunk can fail the pipeline before the file's open() has
+      // finished; removing it then would let the open create it afterwards, so wait for the close.
+      if (!sink.closed) await once(sink, 'close').catch(() => {})
       await rm(file, { force: true })
       throw err
     }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { CustomerDataEngine, postgresStore, sqliteStore, type LabelStore } from 'fastify-customer-data'
 import { loadLabels } from './load-labels.js'
 import { backendDelta, backendMicros, procCpuMicros } from './cpu.js'
+import { vacuumSchema } from './vacuum.js'
 
 const quick = process.argv.includes('--quick')
 /** `--deletions`: only the deletion modes (each loads a store of its own first). */
@@ -217,17 +218,6 @@ async function websocketModes (): Promise<void> {
   rows.push(['WS 4 KiB frames/s, labeled session', fmt(f1), fmt(f0), `${fmt(f1 / f0, 2)}×`, '', '', '', '', 'no work per frame'])
 }
 
-/** VACUUM ANALYZE of the bench schema's tables: autovacuum's work, which this server may have off. */
-function vacuum (schema: string): () => Promise<void> {
-  return async () => {
-    const c = new pg.Client({ connectionString: PG_URL })
-    await c.connect()
-    await c.query(`VACUUM ANALYZE ${schema}.labels`)
-    await c.query(`VACUUM ANALYZE ${schema}.pending`)
-    await c.end()
-  }
-}
-
 async function deletionModes (store: 'sqlite' | 'postgres'): Promise<void> {
   const env = storeEnv(store)
   const make = (): LabelStore => store === 'sqlite' ? sqliteStore({ path: env.DB_PATH, synchronous: 'FULL' }) : postgresStore({ connectionString: PG_URL, schema: env.PG_SCHEMA })
@@ -235,7 +225,7 @@ async function deletionModes (store: 'sqlite' | 'postgres'): Promise<void> {
   await engine.start()
   const digest = (id: string): string => engine.digest(id)
   const customers = Math.floor((CFG.storeLabels - CFG.bigCustomer) / 100)
-  const maintenance = store === 'postgres' ? vacuum(env.PG_SCHEMA) : undefined
+  const maintenance = store === 'postgres' ? async () => { await vacuumSchema(PG_URL, env.PG_SCHEMA) } : undefined
   const perSecond = await loadLabels(engine.store, digest, customers, 100, 'c', maintenance)
   await loadLabels(engine.store, digest, 1, CFG.bigCustomer, 'big', maintenance)
   await engine.close()

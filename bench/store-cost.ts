@@ -11,6 +11,7 @@ import pg from 'pg'
 import { postgresStore, sqliteStore, POSTGRES_SESSION_OPTIONS, type LabelStore } from 'fastify-customer-data'
 import { backendDelta, backendMicros, mainThreadMicros, processMicros } from './cpu.js'
 import { loadLabels } from './load-labels.js'
+import { vacuumSchema } from './vacuum.js'
 
 const IN_FLIGHT = 32
 
@@ -30,7 +31,7 @@ export async function storeCost (kind: 'sqlite' | 'postgres', prefill: number, s
   await store.open()
   try {
     await loadLabels(store, (id) => id, Math.floor(prefill / 100), 100, 'pre-')
-    if (kind === 'postgres') await vacuum(url, schema)
+    if (kind === 'postgres') await vacuumSchema(url, schema)
     const now = Date.now()
     let labels = 0
     const end = performance.now() + seconds * 1000
@@ -57,14 +58,6 @@ export async function storeCost (kind: 'sqlite' | 'postgres', prefill: number, s
     rmSync(dir, { recursive: true, force: true })
     if (kind === 'postgres') await dropSchema(url, schema)
   }
-}
-
-async function vacuum (url: string, schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  await c.query(`VACUUM ANALYZE ${schema}.labels`)
-  await c.query(`VACUUM ANALYZE ${schema}.pending`)
-  await c.end()
 }
 
 async function dropSchema (url: string, schema: string): Promise<void> {

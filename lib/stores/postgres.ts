@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events'
 import { FST_CUSTOMER_DATA_CLOSED, FST_CUSTOMER_DATA_INVALID_OPTION } from '../errors.js'
 import { loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
+import { setAdd } from './multimap.js'
 import { checkInteger, checkKnownKeys } from '../options.js'
 import {
   checkLabel, checkStoreText, checkWithdraw, countByKind, distinctResources, isDeletionId, parseSeqCursor,
@@ -638,14 +639,10 @@ export class PostgresStore implements LabelStore {
       if (rows.length === 0) return []
       // Labels a batch has erased (and deleted) meanwhile are not credited twice.
       const dropped = new Set<string>()
-      const byCustomer = new Map<string, PendingRow[]>()
-      for (const r of rows) {
-        const key = r.instance + '\u0001' + r.customer
-        const mine = byCustomer.get(key)
-        if (mine === undefined) byCustomer.set(key, [r])
-        else mine.push(r)
-      }
-      for (const mine of byCustomer.values()) {
+      const byCustomer = new Map<string, Set<PendingRow>>()
+      for (const r of rows) setAdd(byCustomer, r.instance + '\u0001' + r.customer, r)
+      for (const set of byCustomer.values()) {
+        const mine = [...set]
         const { rows: gone } = await this.#q<{ seq: string }>(c, 'dropLabels', [mine[0].instance, mine[0].customer, mine.map((r) => r.seq)])
         for (const g of gone) dropped.add(g.seq)
       }

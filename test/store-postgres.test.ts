@@ -256,6 +256,11 @@ test('every prepared statement keeps index scans under a generic plan, on a new 
     doom: [/pending_by_customer/],
     leaseRows: [/pending_by_lease/]
   }
+  // Indexes a statement must not read by: the claim looks each label's pending row up by primary
+  // key, because the customer index holds a dead entry per committed label until the next vacuum.
+  const avoid: Partial<Record<keyof typeof PLAN_PARAMS, RegExp[]>> = {
+    claim: [/pending_by_customer/]
+  }
   // No scan of a store table reads it whole: no sequential scan, and every index scan has an index
   // condition (with seq scans off, a walk of a whole index is the planner's other way to read all).
   const check = (when: string, plans: Map<string, { text: string, nodes: PlanNode[] }>): void => {
@@ -265,6 +270,7 @@ test('every prepared statement keeps index scans under a generic plan, on a new 
         (n['Node Type'] === 'Seq Scan' || (/Index/.test(n['Node Type']) && n['Index Cond'] === undefined && n['Index Name'] !== 'deletions_running_age')))
       t.same(whole.map((n) => `${n['Node Type']} ${n['Index Name'] ?? ''} on ${n['Relation Name'] ?? ''}`), [], `${when}: ${name} reads no table whole\n${text}`)
       for (const index of indexes[name as keyof typeof PLAN_PARAMS] ?? []) t.match(text, index, `${when}: ${name} uses ${index.source}\n${text}`)
+      for (const index of avoid[name as keyof typeof PLAN_PARAMS] ?? []) t.notMatch(text, index, `${when}: ${name} does not use ${index.source}\n${text}`)
     }
   }
   check('empty schema', await genericPlans(c, s))

@@ -293,20 +293,22 @@ export function postgresStatements (s: string) {
     /**
      * One batch: deletes up to $6 covered labels ready to erase (committed, or doomed with an
      * expired lease) that no other transaction holds, with their pending rows. Runs inside the
-     * batch's transaction, which commits once the eraser succeeded.
+     * batch's transaction, which commits once the eraser succeeded. Each label's pending row is
+     * looked up by primary key: through the customer index instead, every look-up would step over
+     * the dead entries of all the customer's committed labels until the next vacuum (a
+     * 20,000-label customer deleted right after it was labeled took 11–12 s instead of 0.3 s).
      */
     claim: `WITH c AS (
         SELECT l.ctid AS t FROM ${s}.labels AS l
         WHERE l.instance = $1 AND l.customer = $2 AND l.seq <= $3::bigint AND l.seq > $4::bigint
-          AND NOT EXISTS (SELECT 1 FROM ${s}.pending AS p WHERE p.instance = $1 AND p.customer = $2 AND p.seq = l.seq AND p.lease_expires > $5)
+          AND coalesce((SELECT p.lease_expires FROM ${s}.pending AS p WHERE p.seq = l.seq), 0) <= $5
         ORDER BY l.seq LIMIT $6
         FOR UPDATE OF l SKIP LOCKED
       ), gone AS (
         DELETE FROM ${s}.labels AS l USING c WHERE l.ctid = c.t RETURNING l.seq, l.kind, l.rid
       ), expired AS (
         DELETE FROM ${s}.pending WHERE seq = ANY(ARRAY(
-          SELECT p.seq FROM ${s}.pending AS p WHERE p.instance = $1 AND p.customer = $2 AND p.seq = ANY(ARRAY(SELECT seq FROM gone))
-          ORDER BY ${lockOrder('p.')} FOR UPDATE))
+          SELECT p.seq FROM ${s}.pending AS p WHERE p.seq = ANY(ARRAY(SELECT seq FROM gone)) ORDER BY ${lockOrder('p.')} FOR UPDATE))
       )
       SELECT seq, kind, rid FROM gone ORDER BY seq`,
     finish: `UPDATE ${s}.deletions AS d SET status = 'completed', completed_at = $2

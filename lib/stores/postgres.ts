@@ -297,15 +297,17 @@ export function postgresStatements (s: string) {
      * looked up by primary key: through the customer index instead, every look-up would step over
      * the dead entries of all the customer's committed labels until the next vacuum (a
      * 20,000-label customer deleted right after it was labeled took 11–12 s instead of 0.3 s).
+     * The locked rows are deleted by their ctids in one Tid Scan: joining the locking sub-query
+     * instead cost a 500-label batch about 0.6 ms more.
      */
-    claim: `WITH c AS (
-        SELECT l.ctid AS t FROM ${s}.labels AS l
-        WHERE l.instance = $1 AND l.customer = $2 AND l.seq <= $3::bigint AND l.seq > $4::bigint
-          AND coalesce((SELECT p.lease_expires FROM ${s}.pending AS p WHERE p.seq = l.seq), 0) <= $5
-        ORDER BY l.seq LIMIT $6
-        FOR UPDATE OF l SKIP LOCKED
-      ), gone AS (
-        DELETE FROM ${s}.labels AS l USING c WHERE l.ctid = c.t RETURNING l.seq, l.kind, l.rid
+    claim: `WITH gone AS (
+        DELETE FROM ${s}.labels WHERE ctid = ANY(ARRAY(
+          SELECT l.ctid FROM ${s}.labels AS l
+          WHERE l.instance = $1 AND l.customer = $2 AND l.seq <= $3::bigint AND l.seq > $4::bigint
+            AND coalesce((SELECT p.lease_expires FROM ${s}.pending AS p WHERE p.seq = l.seq), 0) <= $5
+          ORDER BY l.seq LIMIT $6
+          FOR UPDATE OF l SKIP LOCKED))
+        RETURNING seq, kind, rid
       ), expired AS (
         DELETE FROM ${s}.pending WHERE seq = ANY(ARRAY(
           SELECT p.seq FROM ${s}.pending AS p WHERE p.seq = ANY(ARRAY(SELECT seq FROM gone)) ORDER BY ${lockOrder('p.')} FOR UPDATE))

@@ -251,6 +251,8 @@ export class CustomerDataEngine implements LeaseHost {
       if (rec !== null) latest = rec
       if (latest.status !== 'completed') await sleep(Math.min(50, Math.max(0, deadline - Date.now())), this.#stop.signal)
     }
+    // A completed record is final (its counts included); a running one is read again for its latest counts.
+    if (latest.status === 'completed') return latest
     return (await this.#storeCall(() => this.store.getDeletion(deletion.instance, deletion.id))) ?? latest
   }
 

@@ -195,11 +195,7 @@ const PLAN_PARAMS: Record<keyof ReturnType<typeof postgresStatements>, unknown[]
   coveringDeletion: ['i', 'c7', 7],
   addErased: ['d7', '{"k": 1}'],
   customerLock: ['i\u0001c7'],
-  maxSeq: ['i', 'c7'],
-  runningFor: ['i', 'c7'],
-  insertDeletion: ['dnew', 'i', 'c7', 7, 0],
-  extendCover: ['d7', 7],
-  doom: ['i', 'c7'],
+  record: ['i', 'c7', 'dnew', 0],
   notify: ['x', 'y'],
   scope: ['d7'],
   claim: ['i', 'c7', '1000', '0', 0, 500],
@@ -251,9 +247,8 @@ test('every prepared statement keeps index scans under a generic plan, on a new 
     exportPage: [/labels_by_customer/, /pending_pkey/],
     finish: [/labels_by_customer/],
     addErased: [/deletions_pkey/],
-    maxSeq: [/labels_by_customer/],
+    record: [/labels_by_customer/, /deletions_running/, /pending_by_customer/],
     withdraw: [/labels_by_resource/, /pending_pkey/],
-    doom: [/pending_by_customer/],
     leaseRows: [/pending_by_lease/]
   }
   // Indexes a statement must not read by: the claim looks each label's pending row up by primary

@@ -280,14 +280,28 @@ export function postgresStatements (s: string) {
         SELECT jsonb_object_agg(a.key, coalesce((erased ->> a.key)::bigint, 0) + a.value::bigint) FROM jsonb_each_text($2::jsonb) AS a), '{}'::jsonb)
       WHERE id = $1`,
     customerLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
-    maxSeq: `SELECT max(seq) AS m FROM ${s}.labels WHERE instance = $1 AND customer = $2`,
-    runningFor: `SELECT * FROM ${s}.deletions WHERE instance = $1 AND customer = $2 AND status = 'running' FOR UPDATE`,
-    insertDeletion: `INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING *`,
-    extendCover: `UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, $2) WHERE id = $1 RETURNING *`,
-    /** Locks the customer's pending rows in the pending lock order (lockOrder), then dooms them. */
-    doom: `UPDATE ${s}.pending SET doomed = true WHERE seq = ANY(ARRAY(
-        SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY ${lockOrder('')} FOR UPDATE))
-      RETURNING lease_id`,
+    /**
+     * Records a deletion (or extends the running one's cover) and dooms the customer's pending
+     * labels, in one statement, run once the customer's lock is held: every label written before
+     * is in its snapshot, and no later one can be (writers wait for the lock). The cover is the
+     * customer's highest seq; the pending rows are locked in the pending lock order (lockOrder).
+     * Returns the deletion's row, whether it was created, and the leases it doomed.
+     */
+    record: `WITH cover AS MATERIALIZED (
+        SELECT coalesce(max(seq), 0) AS seq FROM ${s}.labels WHERE instance = $1 AND customer = $2
+      ), extended AS (
+        UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, (SELECT seq FROM cover))
+        WHERE instance = $1 AND customer = $2 AND status = 'running' RETURNING *
+      ), created AS (
+        INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at)
+        SELECT $3::text, $1, $2, (SELECT seq FROM cover), 'running', $4::bigint WHERE NOT EXISTS (SELECT 1 FROM extended) RETURNING *
+      ), doomed AS (
+        UPDATE ${s}.pending SET doomed = true WHERE seq = ANY(ARRAY(
+          SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY ${lockOrder('')} FOR UPDATE))
+        RETURNING lease_id
+      )
+      SELECT d.*, ARRAY(SELECT DISTINCT lease_id FROM doomed) AS doomed_leases
+      FROM (SELECT *, true AS created FROM created UNION ALL SELECT *, false FROM extended) AS d`,
     notify: 'SELECT pg_notify($1, $2)',
     scope: `SELECT instance, customer, cover_seq FROM ${s}.deletions WHERE id = $1 AND status = 'running'`,
     /**
@@ -677,15 +691,8 @@ export class PostgresStore implements LabelStore {
     return await this.#tx(async (c) => {
       const { instance, customer } = input
       await this.#q(c, 'customerLock', [instance + '\u0001' + customer])
-      const { rows: max } = await this.#q<{ m: string | null }>(c, 'maxSeq', [instance, customer])
-      const maxSeq = max[0].m ?? '0'
-      const { rows: running } = await this.#q<DeletionRow>(c, 'runningFor', [instance, customer])
-      const created = running.length === 0
-      const { rows } = created
-        ? await this.#q<DeletionRow>(c, 'insertDeletion', [input.id, instance, customer, maxSeq, input.now])
-        : await this.#q<DeletionRow>(c, 'extendCover', [running[0].id, maxSeq])
-      const { rows: doomed } = await this.#q<{ lease_id: string }>(c, 'doom', [instance, customer])
-      const leaseIds = [...new Set(doomed.map((r) => r.lease_id))]
+      const { rows } = await this.#q<DeletionRow & { created: boolean, doomed_leases: string[] }>(c, 'record', [instance, customer, input.id, input.now])
+      const { created, doomed_leases: leaseIds } = rows[0]
       for (let i = 0; i < leaseIds.length; i += NOTIFY_CHUNK) {
         await this.#q(c, 'notify', [this.#channel, JSON.stringify(leaseIds.slice(i, i + NOTIFY_CHUNK))])
       }

@@ -65,6 +65,39 @@ test('a label takes its customer\'s lock before it takes a seq: a deletion holdi
   t.ok(BigInt(afterOther) > BigInt(before))
 })
 
+// A doomed lease being dropped holds its pending rows, then adds its erased counts to the deletion's
+// row; a second request for the same customer meanwhile must not hold that row while it waits for
+// those pending rows (the two would wait on each other until PostgreSQL aborts one).
+test('recording a deletion locks pending rows before the deletion\'s row, as a dropped lease does', { skip }, async (t) => {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const store = postgresStore({ connectionString: PG_URL, schema: s })
+  await store.open()
+  t.teardown(() => store.close())
+  const now = Date.now()
+  await store.label([{ leaseId: 'lease-1', instance: 'i', customers: ['c'], kind: 'audio', id: 'a1', now, expiresAt: now + 60_000 }])
+  const { deletion } = await store.requestDeletion({ id: 'd-first', instance: 'i', customer: 'c', now })
+  // The lease labels once more after the deletion: that row is pending, not doomed, not covered.
+  await store.label([{ leaseId: 'lease-1', instance: 'i', customers: ['c'], kind: 'audio', id: 'a2', now, expiresAt: now + 60_000 }])
+  const lease = new pg.Client({ connectionString: PG_URL })
+  await lease.connect()
+  t.teardown(() => lease.end())
+  // The dropped lease's transaction, as dropLease runs it: its pending rows first…
+  await lease.query('BEGIN')
+  await lease.query('SET LOCAL deadlock_timeout = 100')
+  await lease.query(`SELECT seq FROM ${s}.pending WHERE lease_id = 'lease-1' FOR UPDATE`)
+  // …while a second request for the customer records (it waits for those rows)…
+  const joined = store.requestDeletion({ id: 'd-second', instance: 'i', customer: 'c', now })
+  await sleep(200)
+  // …then the deletion's row, for the lease's erased counts.
+  await t.resolves(lease.query(`UPDATE ${s}.deletions SET erased = '{"audio": 1}' WHERE id = $1`, [deletion.id]), 'the lease adds its counts without a deadlock')
+  await lease.query('COMMIT')
+  const second = await joined
+  t.equal(second.created, false, 'the second request joins the running deletion')
+  t.same(second.deletion.erased, { audio: 1 }, 'and sees the counts the lease added')
+  t.same((await lease.query(`SELECT rid, doomed FROM ${s}.pending ORDER BY rid`)).rows, [{ rid: 'a1', doomed: true }, { rid: 'a2', doomed: true }], 'both of the lease\'s labels are doomed')
+})
+
 test('a host-owned pool is used and left open', { skip }, async (t) => {
   const s = schema()
   t.teardown(() => dropSchemas([s]))

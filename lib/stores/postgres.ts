@@ -285,20 +285,23 @@ export function postgresStatements (s: string) {
      * labels, in one statement, run once the customer's lock is held: every label written before
      * is in its snapshot, and no later one can be (writers wait for the lock). The cover is the
      * customer's highest seq; the pending rows are locked in the pending lock order (lockOrder).
+     * Pending rows are locked before the deletion's row, as a batch and a dropped lease lock them
+     * (PostgreSQL leaves the order of data-modifying CTEs open, so `extended` waits on `doomed`
+     * explicitly): the other order could deadlock with a doomed lease adding its erased counts.
      * Returns the deletion's row, whether it was created, and the leases it doomed.
      */
     record: `WITH cover AS MATERIALIZED (
         SELECT coalesce(max(seq), 0) AS seq FROM ${s}.labels WHERE instance = $1 AND customer = $2
-      ), extended AS (
-        UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, (SELECT seq FROM cover))
-        WHERE instance = $1 AND customer = $2 AND status = 'running' RETURNING *
-      ), created AS (
-        INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at)
-        SELECT $3::text, $1, $2, (SELECT seq FROM cover), 'running', $4::bigint WHERE NOT EXISTS (SELECT 1 FROM extended) RETURNING *
       ), doomed AS (
         UPDATE ${s}.pending SET doomed = true WHERE seq = ANY(ARRAY(
           SELECT seq FROM ${s}.pending WHERE instance = $1 AND customer = $2 AND NOT doomed ORDER BY ${lockOrder('')} FOR UPDATE))
         RETURNING lease_id
+      ), extended AS (
+        UPDATE ${s}.deletions SET cover_seq = greatest(cover_seq, (SELECT seq FROM cover))
+        WHERE instance = $1 AND customer = $2 AND status = 'running' AND (SELECT count(*) FROM doomed) >= 0 RETURNING *
+      ), created AS (
+        INSERT INTO ${s}.deletions (id, instance, customer, cover_seq, status, created_at)
+        SELECT $3::text, $1, $2, (SELECT seq FROM cover), 'running', $4::bigint WHERE NOT EXISTS (SELECT 1 FROM extended) RETURNING *
       )
       SELECT d.*, ARRAY(SELECT DISTINCT lease_id FROM doomed) AS doomed_leases
       FROM (SELECT *, true AS created FROM created UNION ALL SELECT *, false FROM extended) AS d`,

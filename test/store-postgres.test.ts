@@ -13,6 +13,16 @@ function schema (): string {
   return s
 }
 
+/** An open store on a schema of its own, both gone when the test ends. */
+async function openStore (t: { teardown: (fn: () => unknown) => void }): Promise<{ s: string, store: ReturnType<typeof postgresStore> }> {
+  const s = schema()
+  t.teardown(() => dropSchemas([s]))
+  const store = postgresStore({ connectionString: PG_URL, schema: s })
+  await store.open()
+  t.teardown(() => store.close())
+  return { s, store }
+}
+
 test('PostgreSQL store passes the label store contract', { skip }, async (t) => {
   t.teardown(() => dropSchemas(schemas))
   runLabelStoreContract(t, async () => postgresStore({ connectionString: PG_URL, schema: schema() }))
@@ -37,11 +47,7 @@ test('schema migrations are versioned and run once across replicas', { skip }, a
 })
 
 test('a label takes its customer\'s lock before it takes a seq: a deletion holding the lock sees every smaller seq', { skip }, async (t) => {
-  const s = schema()
-  t.teardown(() => dropSchemas([s]))
-  const store = postgresStore({ connectionString: PG_URL, schema: s })
-  await store.open()
-  t.teardown(() => store.close())
+  const { s, store } = await openStore(t)
   const now = Date.now()
   const label = (customer: string, id: string) => store.label([{ leaseId: `lease-${id}`, instance: 'i', customers: [customer], kind: 'audio', id, now, expiresAt: now + 60_000 }])
   await label('c', 'first')
@@ -69,11 +75,7 @@ test('a label takes its customer\'s lock before it takes a seq: a deletion holdi
 // row; a second request for the same customer meanwhile must not hold that row while it waits for
 // those pending rows (the two would wait on each other until PostgreSQL aborts one).
 test('recording a deletion locks pending rows before the deletion\'s row, as a dropped lease does', { skip }, async (t) => {
-  const s = schema()
-  t.teardown(() => dropSchemas([s]))
-  const store = postgresStore({ connectionString: PG_URL, schema: s })
-  await store.open()
-  t.teardown(() => store.close())
+  const { s, store } = await openStore(t)
   const now = Date.now()
   await store.label([{ leaseId: 'lease-1', instance: 'i', customers: ['c'], kind: 'audio', id: 'a1', now, expiresAt: now + 60_000 }])
   const { deletion } = await store.requestDeletion({ id: 'd-first', instance: 'i', customer: 'c', now })

@@ -171,3 +171,32 @@ test('a file written by the version 2 layout migrates in place: its running dele
   t.equal((await engine.awaitDeletion(deletion, 5000)).status, 'completed')
   t.same(erased.sort(), ['a1', 'dead', 'p1'], 'and a new deletion erases it')
 })
+
+// The checkpointer is code a thread evaluates: in a host started with --input-type=module it runs
+// as an ES module, where require() does not exist. It used require, failed there without a word, and
+// the WAL (erased rows included) was never checkpointed.
+test('WAL checkpoints run in a host started as an ES module (--input-type=module)', async (t) => {
+  const path = join(tempDir(t), 'esm.db')
+  const code = `
+    import { sqliteStore } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+    import { statSync } from 'node:fs'
+    const store = sqliteStore({ path: ${JSON.stringify(path)} })
+    await store.open()
+    const now = Date.now()
+    for (let i = 0; i < 50; i++) {
+      await store.label([{ leaseId: 'l' + i, instance: 'i', customers: ['c' + i], kind: 'audio', id: 'a' + i, now, expiresAt: now + 60000 }])
+      await store.commit('l' + i, now)
+    }
+    await store.compact()
+    console.log(statSync(${JSON.stringify(path + '-wal')}).size)
+    await store.close()
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => { out += String(c) })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const exitCode = await new Promise((resolve) => child.once('exit', (c) => { resolve(c) }))
+  clearTimeout(timer)
+  t.equal(out.trim(), '0', 'the TRUNCATE checkpoint emptied the WAL')
+  t.equal(exitCode, 0)
+})

@@ -3,19 +3,24 @@
 // worker copies them while requests go on.
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import { pathToFileURL } from 'node:url'
 
+// Only dynamic import() here: code a thread evaluates runs as an ES module when the host was
+// started with --input-type=module, and as CommonJS otherwise; import() works in both (require,
+// which this used, failed silently in ES-module hosts, and the WAL was never checkpointed).
 const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads')
-const Database = require(workerData.module)
-const db = new Database(workerData.path)
-db.pragma('busy_timeout = 5000')
-parentPort.on('message', ({ id, mode }) => {
-  try {
-    db.pragma('wal_checkpoint(' + mode + ')')
-    parentPort.postMessage({ id, ok: true })
-  } catch (err) {
-    parentPort.postMessage({ id, ok: false, error: String(err && err.message) })
-  }
+import('node:worker_threads').then(async ({ parentPort, workerData }) => {
+  const { default: Database } = await import(workerData.module)
+  const db = new Database(workerData.path)
+  db.pragma('busy_timeout = 5000')
+  parentPort.on('message', ({ id, mode }) => {
+    try {
+      db.pragma('wal_checkpoint(' + mode + ')')
+      parentPort.postMessage({ id, ok: true })
+    } catch (err) {
+      parentPort.postMessage({ id, ok: false, error: String(err && err.message) })
+    }
+  })
 })
 `
 
@@ -28,7 +33,7 @@ export class Checkpointer {
   #busy = false
 
   constructor (path: string) {
-    const module = createRequire(import.meta.url).resolve('better-sqlite3')
+    const module = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href
     this.#worker = new Worker(WORKER, { eval: true, workerData: { path, module } })
     this.#worker.unref()
     this.#worker.on('message', ({ id, ok, error }: { id: number, ok: boolean, error?: string }) => {

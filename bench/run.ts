@@ -64,7 +64,7 @@ async function pgReachable (): Promise<boolean> {
 }
 
 function storeEnv (store: string): Record<string, string> {
-  if (store === 'sqlite') return { STORE: 'sqlite', DB_PATH: join(dir, `${randomBytes(4).toString('hex')}.db`) }
+  if (store === 'sqlite' || store === 'sqlite-thread') return { STORE: store, DB_PATH: join(dir, `${randomBytes(4).toString('hex')}.db`) }
   if (store === 'postgres') {
     const schema = 'fcd_bench_' + randomBytes(4).toString('hex')
     schemas.push(schema)
@@ -278,6 +278,8 @@ async function httpModes (): Promise<void> {
   await httpMode('POST, new label, new customer (memory)', { MODE: 'label', ...storeEnv('memory') }, 'new')
   await httpMode('POST, new label, new customer (SQLite)', { MODE: 'label', ...storeEnv('sqlite') }, 'new', { ratio: 0.80, addedMainCpu: 15 })
   await httpMode('POST, new label, one busy customer (SQLite)', { MODE: 'label', ...storeEnv('sqlite') }, 'busy')
+  await httpMode('POST, new label, new customer (SQLite, thread: true)', { MODE: 'label', ...storeEnv('sqlite-thread') }, 'new', { ratio: 0.80, addedMainCpu: 15 })
+  await httpMode('POST, new label, one busy customer (SQLite, thread: true)', { MODE: 'label', ...storeEnv('sqlite-thread') }, 'busy')
   if (hasPg) {
     await httpMode('POST, new label, new customer (PostgreSQL)', { MODE: 'label', ...storeEnv('postgres') }, 'new', { ratio: 0.70, dbCpu: 40 })
     await httpMode('POST, new label, one busy customer (PostgreSQL)', { MODE: 'label', ...storeEnv('postgres') }, 'busy')

@@ -2,7 +2,7 @@
 //   bare            Fastify alone
 //   plugins         customerData registered; requests carry no customer ID
 //   parse           customerData registered; requests carry a header, the route labels nothing
-//   label           a declarative labeled route (STORE = memory | sqlite | postgres)
+//   label           a declarative labeled route (STORE = memory | sqlite | sqlite-thread | postgres)
 //   ws-bare / ws-labeled   a WebSocket route without / with the plugins and a held lease
 // Prints "listening <port>". GET /stats answers { maxStallMs, rss } (event-loop stall since last call).
 import Fastify from 'fastify'
@@ -15,6 +15,7 @@ const storeName = process.env.STORE ?? 'memory'
 
 function store (): LabelStore {
   if (storeName === 'sqlite') return sqliteStore({ path: process.env.DB_PATH as string, synchronous: 'FULL' })
+  if (storeName === 'sqlite-thread') return sqliteStore({ path: process.env.DB_PATH as string, synchronous: 'FULL', thread: true })
   if (storeName === 'postgres') return postgresStore({ connectionString: process.env.DATABASE_URL as string, schema: process.env.PG_SCHEMA })
   return memoryStore()
 }

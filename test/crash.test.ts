@@ -113,6 +113,10 @@ test('SQLite: SIGKILL during deletions and label writes; restart finishes the wo
   await trials(t, () => ({}), 20)
 })
 
+test('SQLite in its own thread (thread: true): the same crash trials', async (t) => {
+  await trials(t, () => ({ SQLITE_THREAD: '1' }), 10)
+})
+
 const pgSkip = await pgSkipReason()
 test('PostgreSQL: the same crash trials', { skip: pgSkip }, async (t) => {
   const schemas: string[] = []

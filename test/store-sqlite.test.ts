@@ -1,18 +1,15 @@
 import { test } from 'tap'
-import { mkdtempSync, rmSync, readFileSync, existsSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
+import { tempDir as makeTempDir } from './helpers/temp-dir.js'
+import { runModuleScript } from './helpers/module-script.js'
 import { runLabelStoreContract, sqliteStore, errors, CustomerDataEngine } from '../index.js'
 import { SQLITE_SCHEMA_VERSION } from '../lib/stores/sqlite.js'
 
-function tempDir (t: { teardown: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fcd-sqlite-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
+const tempDir = (t: { teardown: (fn: () => void) => void }): string => makeTempDir(t, 'fcd-sqlite-')
 
 test('SQLite store passes the label store contract', async (t) => {
   const dir = tempDir(t)
@@ -191,12 +188,7 @@ test('WAL checkpoints run in a host started as an ES module (--input-type=module
     console.log(statSync(${JSON.stringify(path + '-wal')}).size)
     await store.close()
   `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => { out += String(c) })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  const exitCode = await new Promise((resolve) => child.once('exit', (c) => { resolve(c) }))
-  clearTimeout(timer)
-  t.equal(out.trim(), '0', 'the TRUNCATE checkpoint emptied the WAL')
+  const { out, exitCode } = await runModuleScript(code)
+  t.equal(out, '0', 'the TRUNCATE checkpoint emptied the WAL')
   t.equal(exitCode, 0)
 })

@@ -1,0 +1,205 @@
+// sqliteStore({ thread: true }): the same SQLite store, run by a worker thread of its own
+// (docs/ARCHITECTURE.md, "Stores"). better-sqlite3 is synchronous, so in the event loop every label
+// costs the loop the row's insert into the per-customer index and its page in the write-ahead log;
+// here the loop only passes the calls of one turn to the thread in one message, and takes the
+// answers back the same way. Everything else — durability before an acknowledgement, the one
+// process per file, pending leases in memory — is the store's own, unchanged, inside the thread.
+import { Worker } from 'node:worker_threads'
+import { EventEmitter } from 'node:events'
+import * as errors from '../errors.js'
+import type {
+  ClaimedLabel, ClaimOptions, CommitResult, DeletionFailureInput, DeletionPage, DeletionProgress, DeletionRecord,
+  DeletionRef, ExportPage, LabelInput, LabelStore, ListDeletionsOptions, RequestDeletionInput, RunningSummary, WithdrawInput
+} from '../store.js'
+
+/**
+ * What the thread runs: the store's methods by name, called with the arguments the loop sent.
+ * Only dynamic import(): the code runs as an ES module or as CommonJS, as the host was started.
+ */
+const WORKER = `
+import('node:worker_threads').then(({ parentPort, workerData }) => {
+  const METHODS = new Set(workerData.methods)
+  let out = []
+  let scheduled = false
+  function flush () { scheduled = false; const batch = out; out = []; parentPort.postMessage(batch) }
+  function send (reply) { out.push(reply); if (!scheduled) { scheduled = true; setImmediate(flush) } }
+  function describe (err) {
+    return { name: err && err.name, message: String(err && err.message), code: err && err.code, statusCode: err && err.statusCode }
+  }
+  const ready = import(workerData.module).then(({ SqliteStore }) => {
+    const store = new SqliteStore(workerData.options)
+    store.onDoom((leaseIds) => send([0, 2, leaseIds]))
+    return store
+  })
+  parentPort.on('message', (calls) => {
+    for (const [id, method, args] of calls) {
+      ready.then((store) => {
+        if (!METHODS.has(method)) throw new Error('no such store method: ' + method)
+        return store[method](...args)
+      }).then((value) => send([id, 0, value]), (err) => send([id, 1, describe(err)]))
+    }
+  })
+})
+`
+
+/** The store methods the thread answers (and nothing else). */
+const METHODS = [
+  'open', 'close', 'secret', 'label', 'renew', 'commit', 'withdraw', 'dropLease', 'requestDeletion', 'claimBatch',
+  'completeBatch', 'finishDeletion', 'getDeletion', 'runningDeletions', 'exportLabels', 'compact', 'listDeletions',
+  'deletionProgress', 'noteDeletionAttempt', 'runningSummary'
+] as const
+type Method = typeof METHODS[number]
+
+/** A reply: [call id, 0 = value | 1 = error | 2 = doom notice, payload]. */
+type Reply = [number, 0 | 1 | 2, unknown]
+interface ErrorShape { name?: string, message: string, code?: string, statusCode?: number }
+
+/** The thread's error as the class the rest of the library tests for (instanceof, code, statusCode). */
+function revive (shape: ErrorShape): Error {
+  const Known = shape.code !== undefined && shape.code.startsWith('FST_CUSTOMER_DATA_') ? (errors as Record<string, unknown>)[shape.code] : undefined
+  const err = typeof Known === 'function' ? new (Known as new () => Error)() : new Error(shape.message)
+  err.message = shape.message
+  if (typeof Known !== 'function') {
+    if (shape.name !== undefined) err.name = shape.name
+    if (shape.code !== undefined) Object.assign(err, { code: shape.code })
+    if (shape.statusCode !== undefined) Object.assign(err, { statusCode: shape.statusCode })
+  }
+  return err
+}
+
+export interface SqliteThreadOptions { path: string, synchronous?: 'FULL' | 'NORMAL', maxGroup?: number }
+
+export class SqliteThreadStore implements LabelStore {
+  readonly path: string
+  readonly #options: SqliteThreadOptions
+  readonly #module: string
+  readonly #events = new EventEmitter()
+  readonly #waiting = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  #worker: Worker | null = null
+  #next = 0
+  #outbox: Array<[number, Method, unknown[]]> = []
+  #scheduled = false
+
+  /** `options` were checked by the store in this thread already (sqliteStore builds one first). */
+  constructor (options: SqliteThreadOptions) {
+    this.path = options.path
+    this.#options = options
+    // The store's module beside this one. Run from the TypeScript sources (the tests), the thread
+    // loads the built one (`npm test` builds first): a thread started from code gets no .ts loader.
+    this.#module = import.meta.url.endsWith('.ts')
+      ? new URL('../../dist/lib/stores/sqlite.js', import.meta.url).href
+      : new URL('./sqlite.js', import.meta.url).href
+    this.#events.setMaxListeners(0)
+  }
+
+  #start (): Worker {
+    if (this.#worker !== null) return this.#worker
+    const worker = new Worker(WORKER, {
+      eval: true,
+      workerData: { module: this.#module, options: this.#options, methods: METHODS }
+    })
+    worker.unref() // held (ref) only while a call waits, so an idle store never keeps the process up
+    worker.on('message', (batch: Reply[]) => { this.#settle(batch) })
+    // The thread died (a crash in it, or terminate): every waiting call fails; the next call starts another.
+    const fail = (err: Error): void => {
+      if (this.#worker !== worker) return
+      this.#worker = null
+      for (const w of this.#waiting.values()) w.reject(err)
+      this.#waiting.clear()
+    }
+    worker.on('error', fail)
+    worker.on('exit', (code) => { fail(new Error(`the SQLite store's thread exited (code ${code})`)) })
+    this.#worker = worker
+    return worker
+  }
+
+  #settle (batch: Reply[]): void {
+    for (const [id, kind, payload] of batch) {
+      if (kind === 2) {
+        this.#events.emit('doom', payload as string[])
+        continue
+      }
+      const w = this.#waiting.get(id)
+      if (w === undefined) continue
+      this.#waiting.delete(id)
+      if (kind === 0) w.resolve(payload)
+      else w.reject(revive(payload as ErrorShape))
+    }
+    if (this.#waiting.size === 0) this.#worker?.unref()
+  }
+
+  #call<T> (method: Method, args: unknown[]): Promise<T> {
+    let worker: Worker
+    try {
+      worker = method === 'open' ? this.#start() : this.#running()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise<T>((resolve, reject) => {
+      const id = ++this.#next
+      this.#waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
+      worker.ref()
+      this.#outbox.push([id, method, args])
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        // The calls of one turn of the event loop go to the thread as one message.
+        setImmediate(() => {
+          this.#scheduled = false
+          const calls = this.#outbox
+          this.#outbox = []
+          if (this.#worker === worker) worker.postMessage(calls)
+          else for (const [callId] of calls) this.#waiting.get(callId)?.reject(new errors.FST_CUSTOMER_DATA_CLOSED())
+        })
+      }
+    })
+  }
+
+  #running (): Worker {
+    if (this.#worker === null) throw new errors.FST_CUSTOMER_DATA_CLOSED()
+    return this.#worker
+  }
+
+  async open (): Promise<void> { await this.#call('open', []) }
+
+  async close (): Promise<void> {
+    if (this.#worker === null) return
+    const worker = this.#worker
+    try {
+      await this.#call('close', [])
+    } finally {
+      this.#worker = null
+      for (const w of this.#waiting.values()) w.reject(new errors.FST_CUSTOMER_DATA_CLOSED())
+      this.#waiting.clear()
+      this.#events.removeAllListeners()
+      await worker.terminate()
+    }
+  }
+
+  async secret (): Promise<Buffer> {
+    const bytes = await this.#call<Uint8Array>('secret', [])
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) // a Buffer arrives as a plain Uint8Array
+  }
+
+  label (labels: readonly LabelInput[]): Promise<void> { return this.#call('label', [labels]) }
+  renew (leaseIds: readonly string[], expiresAt: number): Promise<string[]> { return this.#call('renew', [leaseIds, expiresAt]) }
+  commit (leaseId: string, now: number, replace?: boolean): Promise<CommitResult> { return this.#call('commit', [leaseId, now, replace]) }
+  withdraw (input: WithdrawInput): Promise<number> { return this.#call('withdraw', [input]) }
+  dropLease (leaseId: string, erased: boolean): Promise<DeletionRef[]> { return this.#call('dropLease', [leaseId, erased]) }
+  requestDeletion (input: RequestDeletionInput): Promise<{ deletion: DeletionRecord, created: boolean }> { return this.#call('requestDeletion', [input]) }
+  claimBatch (deletionId: string, options: ClaimOptions): Promise<ClaimedLabel[]> { return this.#call('claimBatch', [deletionId, options]) }
+  completeBatch (deletionId: string, keys: readonly string[], erased: Record<string, number>): Promise<void> { return this.#call('completeBatch', [deletionId, keys, erased]) }
+  finishDeletion (deletionId: string, now: number): Promise<DeletionRecord | null> { return this.#call('finishDeletion', [deletionId, now]) }
+  getDeletion (instance: string, deletionId: string): Promise<DeletionRecord | null> { return this.#call('getDeletion', [instance, deletionId]) }
+  runningDeletions (limit: number): Promise<DeletionRef[]> { return this.#call('runningDeletions', [limit]) }
+  exportLabels (instance: string, customer: string, limit: number, cursor: string | null): Promise<ExportPage> { return this.#call('exportLabels', [instance, customer, limit, cursor]) }
+  compact (): Promise<void> { return this.#call('compact', []) }
+  listDeletions (instance: string, options: ListDeletionsOptions): Promise<DeletionPage> { return this.#call('listDeletions', [instance, options]) }
+  deletionProgress (instance: string, deletionId: string, now: number): Promise<DeletionProgress | null> { return this.#call('deletionProgress', [instance, deletionId, now]) }
+  noteDeletionAttempt (deletionId: string, failure: DeletionFailureInput | null): Promise<void> { return this.#call('noteDeletionAttempt', [deletionId, failure]) }
+  runningSummary (): Promise<RunningSummary> { return this.#call('runningSummary', []) }
+
+  onDoom (listener: (leaseIds: string[]) => void): () => void {
+    this.#events.on('doom', listener)
+    return () => { this.#events.off('doom', listener) }
+  }
+}

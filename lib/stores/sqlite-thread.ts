@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads'
 import { EventEmitter } from 'node:events'
 import * as errors from '../errors.js'
+import { SqliteProcessLock } from './sqlite-lock.js'
 import type {
   ClaimedLabel, ClaimOptions, CommitResult, DeletionFailureInput, DeletionPage, DeletionProgress, DeletionRecord,
   DeletionRef, ExportPage, LabelInput, LabelStore, ListDeletionsOptions, RequestDeletionInput, RunningSummary, WithdrawInput
@@ -24,18 +25,24 @@ import('node:worker_threads').then(({ parentPort, workerData }) => {
   function flush () { scheduled = false; const batch = out; out = []; parentPort.postMessage(batch) }
   function send (reply) { out.push(reply); if (!scheduled) { scheduled = true; setImmediate(flush) } }
   function describe (err) {
-    return { name: err && err.name, message: String(err && err.message), code: err && err.code, statusCode: err && err.statusCode }
+    const e = err === null || typeof err !== 'object' ? { message: String(err) } : err
+    return { name: String(e.name), message: String(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined,
+      code: typeof e.code === 'string' ? e.code : undefined, statusCode: typeof e.statusCode === 'number' ? e.statusCode : undefined }
   }
+  // The host's thread holds the file's process lock: a lock taken here would be this thread's alone.
   const ready = import(workerData.module).then(({ SqliteStore }) => {
-    const store = new SqliteStore(workerData.options)
+    const store = new SqliteStore(workerData.options, { callerHoldsLock: true })
     store.onDoom((leaseIds) => send([0, 2, leaseIds]))
     return store
   })
   parentPort.on('message', (calls) => {
     for (const [id, method, args] of calls) {
-      ready.then((store) => {
+      ready.then(async (store) => {
         if (!METHODS.has(method)) throw new Error('no such store method: ' + method)
-        return store[method](...args)
+        const value = await store[method](...args)
+        // A close answers last: what it settled (a label it flushed) is answered before it.
+        if (method === 'close') await new Promise((resolve) => setImmediate(resolve))
+        return value
       }).then((value) => send([id, 0, value]), (err) => send([id, 1, describe(err)]))
     }
   })
@@ -52,11 +59,11 @@ type Method = typeof METHODS[number]
 
 /** A reply: [call id, 0 = value | 1 = error | 2 = doom notice, payload]. */
 type Reply = [number, 0 | 1 | 2, unknown]
-interface ErrorShape { name?: string, message: string, code?: string, statusCode?: number }
+interface ErrorShape { name?: string, message: string, stack?: string, code?: string, statusCode?: number }
 
 /** The thread's error as the class the rest of the library tests for (instanceof, code, statusCode). */
 function revive (shape: ErrorShape): Error {
-  const Known = shape.code !== undefined && shape.code.startsWith('FST_CUSTOMER_DATA_') ? (errors as Record<string, unknown>)[shape.code] : undefined
+  const Known = typeof shape.code === 'string' && shape.code.startsWith('FST_CUSTOMER_DATA_') ? (errors as Record<string, unknown>)[shape.code] : undefined
   const err = typeof Known === 'function' ? new (Known as new () => Error)() : new Error(shape.message)
   err.message = shape.message
   if (typeof Known !== 'function') {
@@ -64,6 +71,7 @@ function revive (shape: ErrorShape): Error {
     if (shape.code !== undefined) Object.assign(err, { code: shape.code })
     if (shape.statusCode !== undefined) Object.assign(err, { statusCode: shape.statusCode })
   }
+  if (shape.stack !== undefined) err.stack = shape.stack // where it was thrown, in the store's thread
   return err
 }
 
@@ -76,6 +84,12 @@ export class SqliteThreadStore implements LabelStore {
   readonly #events = new EventEmitter()
   readonly #waiting = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
   #worker: Worker | null = null
+  /** Held in this (the host's) thread: a lock taken inside the worker would count as this thread's alone. */
+  #lock: SqliteProcessLock | null = null
+  /** Why the thread stopped, when it stopped on its own: every later call fails with it. */
+  #died: Error | null = null
+  #opening: Promise<void> | null = null
+  #closing: Promise<void> | null = null
   #next = 0
   #outbox: Array<[number, Method, unknown[]]> = []
   #scheduled = false
@@ -92,25 +106,53 @@ export class SqliteThreadStore implements LabelStore {
     this.#events.setMaxListeners(0)
   }
 
-  #start (): Worker {
-    if (this.#worker !== null) return this.#worker
-    const worker = new Worker(WORKER, {
-      eval: true,
-      workerData: { module: this.#module, options: this.#options, methods: METHODS }
-    })
+  open (): Promise<void> {
+    this.#opening ??= this.#open().finally(() => { this.#opening = null })
+    return this.#opening
+  }
+
+  async #open (): Promise<void> {
+    if (this.#worker !== null) return
+    if (this.#died !== null) throw this.#died // its leases died with it: only a new process starts clean
+    const lock = this.path === ':memory:' ? null : SqliteProcessLock.acquire(this.path)
+    const worker = new Worker(WORKER, { eval: true, workerData: { module: this.#module, options: this.#options, methods: METHODS } })
     worker.unref() // held (ref) only while a call waits, so an idle store never keeps the process up
     worker.on('message', (batch: Reply[]) => { this.#settle(batch) })
-    // The thread died (a crash in it, or terminate): every waiting call fails; the next call starts another.
-    const fail = (err: Error): void => {
-      if (this.#worker !== worker) return
-      this.#worker = null
-      for (const w of this.#waiting.values()) w.reject(err)
-      this.#waiting.clear()
-    }
-    worker.on('error', fail)
-    worker.on('exit', (code) => { fail(new Error(`the SQLite store's thread exited (code ${code})`)) })
+    worker.on('error', (err) => { this.#stopped(worker, err) })
+    worker.on('exit', (code) => { this.#stopped(worker, new Error(`the SQLite store's thread exited (code ${code})`)) })
     this.#worker = worker
-    return worker
+    this.#lock = lock
+    try {
+      await this.#call('open', [])
+    } catch (err) {
+      this.#worker = null
+      this.#lock = null
+      lock?.release()
+      this.#died = null
+      await worker.terminate()
+      throw err
+    }
+  }
+
+  /**
+   * The thread stopped on its own (a crash in it): every waiting call fails, and so does every
+   * later one, with the cause. No new thread is started: the leases of live writers were in the
+   * old one, and a store without them would treat those writers' labels as forgotten. The file's
+   * lock stays held until close(), so no other process takes the file over while writers here
+   * still believe they hold leases.
+   */
+  #stopped (worker: Worker, cause: Error): void {
+    if (this.#worker !== worker) return
+    this.#worker = null
+    this.#died = new Error(`the SQLite store's thread stopped (${cause.message}); restart the process`)
+    this.#died.cause = cause
+    this.#rejectAll(this.#died)
+  }
+
+  #rejectAll (err: Error): void {
+    const waiting = [...this.#waiting.values()]
+    this.#waiting.clear()
+    for (const w of waiting) w.reject(err)
   }
 
   #settle (batch: Reply[]): void {
@@ -129,12 +171,8 @@ export class SqliteThreadStore implements LabelStore {
   }
 
   #call<T> (method: Method, args: unknown[]): Promise<T> {
-    let worker: Worker
-    try {
-      worker = method === 'open' ? this.#start() : this.#running()
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    const worker = this.#worker
+    if (worker === null) return Promise.reject(this.#died ?? new errors.FST_CUSTOMER_DATA_CLOSED())
     return new Promise<T>((resolve, reject) => {
       const id = ++this.#next
       this.#waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
@@ -142,36 +180,70 @@ export class SqliteThreadStore implements LabelStore {
       this.#outbox.push([id, method, args])
       if (!this.#scheduled) {
         this.#scheduled = true
-        // The calls of one turn of the event loop go to the thread as one message.
-        setImmediate(() => {
-          this.#scheduled = false
-          const calls = this.#outbox
-          this.#outbox = []
-          if (this.#worker === worker) worker.postMessage(calls)
-          else for (const [callId] of calls) this.#waiting.get(callId)?.reject(new errors.FST_CUSTOMER_DATA_CLOSED())
-        })
+        setImmediate(() => { this.#flush() }) // the calls of one turn go to the thread as one message
       }
     })
   }
 
-  #running (): Worker {
-    if (this.#worker === null) throw new errors.FST_CUSTOMER_DATA_CLOSED()
-    return this.#worker
+  #flush (): void {
+    this.#scheduled = false
+    const calls = this.#outbox
+    this.#outbox = []
+    const worker = this.#worker
+    if (worker === null) {
+      for (const [id] of calls) this.#fail(id, this.#died ?? new errors.FST_CUSTOMER_DATA_CLOSED())
+      return
+    }
+    for (const [id, method] of this.#post(worker, calls)) {
+      this.#fail(id, new TypeError(`a ${method} call's arguments cannot be passed to the SQLite store's thread (they must be plain data)`))
+    }
   }
 
-  async open (): Promise<void> { await this.#call('open', []) }
-
-  async close (): Promise<void> {
-    if (this.#worker === null) return
-    const worker = this.#worker
+  /** Posts the calls; returns those that cannot be copied to the thread (each is then tried alone). */
+  #post (worker: Worker, calls: Array<[number, Method, unknown[]]>): Array<[number, Method, unknown[]]> {
     try {
-      await this.#call('close', [])
+      worker.postMessage(calls)
+      return []
+    } catch {
+      return calls.filter((call) => {
+        try {
+          worker.postMessage([call])
+          return false
+        } catch {
+          return true
+        }
+      })
+    }
+  }
+
+  #fail (id: number, err: Error): void {
+    const w = this.#waiting.get(id)
+    this.#waiting.delete(id)
+    w?.reject(err)
+    if (this.#waiting.size === 0) this.#worker?.unref()
+  }
+
+  /** Closes once: callers that come while it closes wait for the same close. */
+  close (): Promise<void> {
+    this.#closing ??= this.#close().finally(() => { this.#closing = null })
+    return this.#closing
+  }
+
+  async #close (): Promise<void> {
+    await this.#opening?.catch(() => {})
+    const worker = this.#worker
+    const lock = this.#lock
+    this.#lock = null
+    try {
+      if (worker !== null) await this.#call('close', [])
     } finally {
       this.#worker = null
-      for (const w of this.#waiting.values()) w.reject(new errors.FST_CUSTOMER_DATA_CLOSED())
-      this.#waiting.clear()
+      this.#died = null
+      // Calls the thread never answered were never run: they are refused, not lost.
+      this.#rejectAll(new errors.FST_CUSTOMER_DATA_CLOSED())
       this.#events.removeAllListeners()
-      await worker.terminate()
+      lock?.release()
+      await worker?.terminate()
     }
   }
 

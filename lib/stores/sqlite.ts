@@ -219,8 +219,13 @@ export class SqliteStore implements LabelStore {
   #lock: SqliteProcessLock | null = null
   #q!: ReturnType<typeof prepareStatements>
 
-  constructor (options: SqliteStoreOptions) {
+  /** The caller took the file's process lock itself (a thread store takes it in the host's thread). */
+  readonly #callerHoldsLock: boolean
+  #closing: Promise<void> | null = null
+
+  constructor (options: SqliteStoreOptions, internal: { callerHoldsLock?: boolean } = {}) {
     checkKnownKeys('sqliteStore', options, SQLITE_OPTIONS)
+    this.#callerHoldsLock = internal.callerHoldsLock === true
     if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\u0000')) {
       throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
     }
@@ -243,7 +248,7 @@ export class SqliteStore implements LabelStore {
   async open (): Promise<void> {
     if (this.#db !== null) return
     const Driver = loadDriver<typeof Database>('better-sqlite3')
-    const lock = this.path === ':memory:' ? null : SqliteProcessLock.acquire(this.path)
+    const lock = this.path === ':memory:' || this.#callerHoldsLock ? null : SqliteProcessLock.acquire(this.path)
     let db: Database.Database | null = null
     try {
       db = new Driver(this.path)
@@ -283,7 +288,13 @@ export class SqliteStore implements LabelStore {
     this.#checkpointTimer.unref()
   }
 
-  async close (): Promise<void> {
+  /** Closes once: callers that come while it closes wait for the same close. */
+  close (): Promise<void> {
+    this.#closing ??= this.#close().finally(() => { this.#closing = null })
+    return this.#closing
+  }
+
+  async #close (): Promise<void> {
     if (this.#db === null) return
     this.#group.flushNow()
     if (this.#checkpointTimer !== null) clearInterval(this.#checkpointTimer)

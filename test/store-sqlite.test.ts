@@ -2,6 +2,7 @@ import { test } from 'tap'
 import { readFileSync, existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { Worker } from 'node:worker_threads'
 import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
 import { tempDir as makeTempDir } from './helpers/temp-dir.js'
@@ -117,6 +118,27 @@ test('a second process cannot open a file a live store holds; a dead one\'s lock
   t.equal(await fourth.line, 'opened', 'a closed store lets the next process in')
   fourth.proc.stdin?.write('close\n')
   await new Promise((resolve) => fourth.proc.once('exit', resolve))
+})
+
+// A host may run its servers in worker threads of one process, each making its own store. Only one
+// of them may hold a file: their leases and claims live in each thread's memory.
+test('a store in another thread of this process cannot open a file a store here holds', async (t) => {
+  const path = join(tempDir(t), 'threads.db')
+  const tryInThread = (): Promise<string> => new Promise((resolve, reject) => {
+    const code = `import('node:worker_threads').then(async ({ parentPort, workerData }) => {
+      const { sqliteStore } = await import(workerData.index)
+      const store = sqliteStore({ path: workerData.path })
+      try { await store.open(); await store.close(); parentPort.postMessage('opened') } catch (err) { parentPort.postMessage('refused ' + err.message) }
+    })`
+    const worker = new Worker(code, { eval: true, workerData: { path, index: new URL('../dist/index.js', import.meta.url).href } })
+    worker.once('message', (m: string) => { resolve(m) })
+    worker.once('error', reject)
+  })
+  const here = sqliteStore({ path })
+  await here.open()
+  t.match(await tryInThread(), /^refused .*already open in another sqliteStore of this process/, 'the other thread is refused')
+  await here.close()
+  t.equal(await tryInThread(), 'opened', 'once closed here, the other thread opens it')
 })
 
 /** The layout of version 2 (the last with state and lease columns), as it created its tables. */

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads'
 import { EventEmitter } from 'node:events'
 import * as errors from '../errors.js'
 import { SqliteProcessLock } from './sqlite-lock.js'
+import type { SqliteStoreOptions } from './sqlite.js'
 import type {
   ClaimedLabel, ClaimOptions, CommitResult, DeletionFailureInput, DeletionPage, DeletionProgress, DeletionRecord,
   DeletionRef, ExportPage, LabelInput, LabelStore, ListDeletionsOptions, RequestDeletionInput, RunningSummary, WithdrawInput
@@ -75,7 +76,8 @@ function revive (shape: ErrorShape): Error {
   return err
 }
 
-export interface SqliteThreadOptions { path: string, synchronous?: 'FULL' | 'NORMAL', maxGroup?: number }
+/** The store's options without `thread`: what the store in the thread is made with. */
+export type SqliteThreadOptions = Omit<SqliteStoreOptions, 'thread'>
 
 export class SqliteThreadStore implements LabelStore {
   readonly path: string
@@ -161,13 +163,18 @@ export class SqliteThreadStore implements LabelStore {
         this.#events.emit('doom', payload as string[])
         continue
       }
-      const w = this.#waiting.get(id)
-      if (w === undefined) continue
-      this.#waiting.delete(id)
-      if (kind === 0) w.resolve(payload)
-      else w.reject(revive(payload as ErrorShape))
+      const w = this.#take(id)
+      if (kind === 0) w?.resolve(payload)
+      else w?.reject(revive(payload as ErrorShape))
     }
+  }
+
+  /** The call's waiter, no longer waiting; the thread stops holding the process once none is. */
+  #take (id: number): { resolve: (value: unknown) => void, reject: (err: Error) => void } | undefined {
+    const w = this.#waiting.get(id)
+    this.#waiting.delete(id)
     if (this.#waiting.size === 0) this.#worker?.unref()
+    return w
   }
 
   #call<T> (method: Method, args: unknown[]): Promise<T> {
@@ -217,10 +224,7 @@ export class SqliteThreadStore implements LabelStore {
   }
 
   #fail (id: number, err: Error): void {
-    const w = this.#waiting.get(id)
-    this.#waiting.delete(id)
-    w?.reject(err)
-    if (this.#waiting.size === 0) this.#worker?.unref()
+    this.#take(id)?.reject(err)
   }
 
   /** Closes once: callers that come while it closes wait for the same close. */

@@ -224,17 +224,10 @@ export class SqliteStore implements LabelStore {
   #closing: Promise<void> | null = null
 
   constructor (options: SqliteStoreOptions, internal: { callerHoldsLock?: boolean } = {}) {
-    checkKnownKeys('sqliteStore', options, SQLITE_OPTIONS)
+    const { path, synchronous, maxGroup } = checkSqliteOptions(options)
     this.#callerHoldsLock = internal.callerHoldsLock === true
-    if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\u0000')) {
-      throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
-    }
-    const synchronous = options.synchronous ?? SQLITE_DEFAULTS.synchronous
-    if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
-    this.path = options.path
+    this.path = path
     this.#synchronous = synchronous
-    const maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
-    checkBoolean('sqliteStore thread', options.thread, false)
     // A group runs synchronously on the event loop: one flusher, never stalled.
     this.#group = new GroupCommit((group) => { this.#runGroup(group) }, { maxGroup, maxFlushers: 1, stallMs: 0 })
     this.#events.setMaxListeners(0)
@@ -641,10 +634,23 @@ export class SqliteStore implements LabelStore {
   }
 }
 
+/** Every sqliteStore option, checked (and defaulted) in one place. */
+function checkSqliteOptions (options: SqliteStoreOptions): { path: string, synchronous: 'FULL' | 'NORMAL', maxGroup: number, thread: boolean } {
+  checkKnownKeys('sqliteStore', options, SQLITE_OPTIONS)
+  if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\u0000')) {
+    throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore needs { path: "<file>.db" }')
+  }
+  const synchronous = options.synchronous ?? SQLITE_DEFAULTS.synchronous
+  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new FST_CUSTOMER_DATA_INVALID_OPTION('sqliteStore synchronous must be "FULL" or "NORMAL"')
+  const maxGroup = checkInteger('sqliteStore maxGroup', options.maxGroup, { min: 1, max: MAX_GROUP }, SQLITE_DEFAULTS.maxGroup)
+  const thread = checkBoolean('sqliteStore thread', options.thread, SQLITE_DEFAULTS.thread)
+  return { path: options.path, synchronous, maxGroup, thread }
+}
+
 /** The embedded default: one process, durable across crashes (and power loss with synchronous FULL). */
 export function sqliteStore (options: SqliteStoreOptions): LabelStore {
-  const store = new SqliteStore(options) // checks every option here, in the caller's thread
-  if (options.thread !== true) return store
+  // Checked here, in the caller's thread, so a bad option throws where the store is made.
+  if (!checkSqliteOptions(options).thread) return new SqliteStore(options)
   const { thread: _thread, ...inThread } = options
   return new SqliteThreadStore(inThread)
 }

@@ -275,6 +275,7 @@ async function httpModes (): Promise<void> {
   await httpMode('POST, bare Fastify (the baseline, against itself)', { MODE: 'bare' }, 'none')
   await httpMode('POST, plugins registered, no header', { MODE: 'plugins' }, 'none', { ratio: 0.97 })
   await httpMode('POST, header parsed only', { MODE: 'plugins' }, 'bench', { ratio: 0.97 })
+  await httpMode('POST, labeled route, a store that keeps nothing (the floor)', { MODE: 'label', STORE: 'floor' }, 'new')
   await httpMode('POST, new label, new customer (memory)', { MODE: 'label', ...storeEnv('memory') }, 'new')
   await httpMode('POST, new label, new customer (SQLite)', { MODE: 'label', ...storeEnv('sqlite') }, 'new', { ratio: 0.80, addedMainCpu: 15 })
   await httpMode('POST, new label, one busy customer (SQLite)', { MODE: 'label', ...storeEnv('sqlite') }, 'busy')

@@ -2,13 +2,14 @@
 //   bare            Fastify alone
 //   plugins         customerData registered; requests carry no customer ID
 //   parse           customerData registered; requests carry a header, the route labels nothing
-//   label           a declarative labeled route (STORE = memory | sqlite | sqlite-thread | postgres)
+//   label           a declarative labeled route (STORE = memory | sqlite | sqlite-thread | postgres | floor)
 //   ws-bare / ws-labeled   a WebSocket route without / with the plugins and a held lease
 // Prints "listening <port>". GET /stats answers { maxStallMs, rss } (event-loop stall since last call).
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import customerData, { apiKeyInstances, memoryStore, postgresStore, sqliteStore, type LabelStore } from 'fastify-customer-data'
+import { floorStore } from './floor-store.js'
 
 const mode = process.env.MODE ?? 'bare'
 const storeName = process.env.STORE ?? 'memory'
@@ -17,6 +18,7 @@ function store (): LabelStore {
   if (storeName === 'sqlite') return sqliteStore({ path: process.env.DB_PATH as string, synchronous: 'FULL' })
   if (storeName === 'sqlite-thread') return sqliteStore({ path: process.env.DB_PATH as string, synchronous: 'FULL', thread: true })
   if (storeName === 'postgres') return postgresStore({ connectionString: process.env.DATABASE_URL as string, schema: process.env.PG_SCHEMA })
+  if (storeName === 'floor') return floorStore()
   return memoryStore()
 }
 

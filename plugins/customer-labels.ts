@@ -142,6 +142,8 @@ export class RequestCustomerData {
 
 const kRequestData = Symbol('customerData.request')
 const kRouteLease = Symbol('customerData.lease')
+/** The route's rule, read once per request (Fastify builds a new routeOptions object at every read). */
+const kRouteRule = Symbol('customerData.rule')
 const DEFAULT_WAIT_MS = 5000
 export const DEFAULT_SQLITE_PATH = 'customer-data.db'
 const MAX_EXPORT_LIMIT = 1000
@@ -150,7 +152,7 @@ const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005])
 
 export const LABELS_OPTION_KEYS = ['store', 'instance', 'erasers', 'secret', 'waitMs', 'leaseMs', 'batchSize', 'reaperMs', 'eraserTimeoutMs', 'retryMinMs', 'retryMaxMs'] as const
 
-type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null }
+type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null, [kRouteRule]?: RouteRule | false | null }
 
 /** What the hooks need of a route's config.customerData, checked once per route. */
 type RouteRule = { ok: true, cfg: RouteCustomerDataConfig } | { ok: false, error: Error }
@@ -202,6 +204,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     }
   } as never)
   fastify.decorateRequest(kRouteLease, null)
+  fastify.decorateRequest(kRouteRule, null)
 
   // Each route's config is checked once. Routes registered after this plugin are checked as they
   // are added (a bad one stops the app from starting); the hooks below check any other route on
@@ -236,9 +239,14 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (!rule.ok) throw rule.error
   })
 
-  function routeRule (request: FastifyRequest): RouteRule | null {
-    const cfg = (request.routeOptions.config as { customerData?: unknown } | undefined)?.customerData
-    return cfg === undefined ? null : ruleOf(cfg, request.method, request.routeOptions.url ?? request.url)
+  function routeRule (request: WithState): RouteRule | null {
+    const known = request[kRouteRule]
+    if (known !== null && known !== undefined) return known === false ? null : known
+    const { config, url } = request.routeOptions
+    const cfg = (config as { customerData?: unknown } | undefined)?.customerData
+    const rule = cfg === undefined ? null : ruleOf(cfg, request.method, url ?? request.url)
+    request[kRouteRule] = rule ?? false
+    return rule
   }
 
   function resourceId (cfg: RouteCustomerDataConfig, request: FastifyRequest): string {
@@ -261,6 +269,8 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     const { cfg } = rule
     if (cfg.withdraw === true) return // withdrawn after the handler succeeds
     if (request.customerIds.length === 0 && cfg.replace !== true) return
+    // Hooks run again when a handler calls reply.callNotFound(): the route's lease is already taken.
+    if ((request as WithState)[kRouteLease] !== null) return
     try {
       const lease = await request.customerData.label(cfg.kind, resourceId(cfg, request), { replace: cfg.replace === true })
       ;(request as WithState)[kRouteLease] = lease

@@ -120,6 +120,26 @@ test('a declarative route that fails leaves its label for a later deletion', asy
   t.same(await store.runningDeletions(10), [])
 })
 
+test('a declarative route whose handler calls reply.callNotFound() releases its label: a deletion erases it at once', async (t) => {
+  // callNotFound switches the request to the 404 route, whose config has no customerData: the
+  // label must still be ended by the route that took it, not left open until its lease expires.
+  const fresh = await buildApp({ leaseMs: 60_000, waitMs: 1000 })
+  fresh.app.post('/vanish/:name', {
+    config: { customerData: { kind: 'audio', id: (request) => (request.params as { name: string }).name } }
+  }, async (request, reply) => {
+    fresh.storage.set(`instance-1/audio/${(request.params as { name: string }).name}`, 'part')
+    reply.callNotFound()
+    return reply
+  })
+  await fresh.app.ready()
+  t.teardown(() => fresh.app.close())
+  t.equal((await fresh.app.inject({ method: 'POST', url: '/vanish/v1', headers: { ...H1, ...meta('alice') } })).statusCode, 404)
+  const res = await fresh.app.inject({ method: 'DELETE', url: '/v1/user_data?customer_id=alice', headers: H1 })
+  t.equal(res.json().status, 'completed', 'the released label is erased without waiting for its lease: ' + res.body)
+  t.same(res.json().erased, { audio: 1 })
+  t.equal(fresh.storage.size, 0)
+})
+
 test('a deletion during a declarative request makes it a Watson 409 and erases what it stored', async (t) => {
   let entered: () => void = () => {}
   const inHandler = new Promise<void>((resolve) => { entered = resolve })

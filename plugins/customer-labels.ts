@@ -144,6 +144,8 @@ const kRequestData = Symbol('customerData.request')
 const kRouteLease = Symbol('customerData.lease')
 /** The route's rule, read once per request (Fastify builds a new routeOptions object at every read). */
 const kRouteRule = Symbol('customerData.rule')
+/** The route's label or withdrawal was finished by onSend (a hijacked reply never runs it). */
+const kFinished = Symbol('customerData.finished')
 const DEFAULT_WAIT_MS = 5000
 export const DEFAULT_SQLITE_PATH = 'customer-data.db'
 const MAX_EXPORT_LIMIT = 1000
@@ -152,7 +154,7 @@ const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005])
 
 export const LABELS_OPTION_KEYS = ['store', 'instance', 'erasers', 'secret', 'waitMs', 'leaseMs', 'batchSize', 'reaperMs', 'eraserTimeoutMs', 'retryMinMs', 'retryMaxMs'] as const
 
-type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null, [kRouteRule]?: RouteRule | false | null }
+type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null, [kRouteRule]?: RouteRule | false | null, [kFinished]?: boolean }
 
 /** What the hooks need of a route's config.customerData, checked once per route. */
 type RouteRule = { ok: true, cfg: RouteCustomerDataConfig } | { ok: false, error: Error }
@@ -205,6 +207,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   } as never)
   fastify.decorateRequest(kRouteLease, null)
   fastify.decorateRequest(kRouteRule, null)
+  fastify.decorateRequest(kFinished, false)
 
   // Each route's config is checked once. Routes registered after this plugin are checked as they
   // are added (a bad one stops the app from starting); the hooks below check any other route on
@@ -270,7 +273,9 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (cfg.withdraw === true) return // withdrawn after the handler succeeds
     if (request.customerIds.length === 0 && cfg.replace !== true) return
     // Hooks run again when a handler calls reply.callNotFound(): the route's lease is already taken.
-    if ((request as WithState)[kRouteLease] !== null) return
+    // (Undefined, not null, on requests of a context made before this plugin decorated them.)
+    const taken = (request as WithState)[kRouteLease]
+    if (taken !== null && taken !== undefined) return
     try {
       const lease = await request.customerData.label(cfg.kind, resourceId(cfg, request), { replace: cfg.replace === true })
       ;(request as WithState)[kRouteLease] = lease
@@ -283,6 +288,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   fastify.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return payload
+    ;(request as WithState)[kFinished] = true
     const failed = reply.statusCode >= 400
     if (rule.cfg.withdraw === true) {
       if (failed) return payload
@@ -305,6 +311,28 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     } catch (err) {
       return storeFailureBody(reply, err)
     }
+  })
+
+  // A hijacked reply (the handler answers on reply.raw, e.g. a stream) runs no onSend: its label is
+  // committed, or its resource withdrawn, once the response is out, so neither is left undone.
+  fastify.addHook('onResponse', function finishHijacked (request, reply, done) {
+    const state = request as WithState
+    if (state[kFinished] || (request as { ws?: boolean }).ws === true) return done()
+    const rule = routeRule(request)
+    if (rule === null || !rule.ok) return done()
+    const failed = reply.statusCode >= 400
+    const lease = state[kRouteLease]
+    const ending = async (): Promise<unknown> => {
+      if (rule.cfg.withdraw === true) return failed ? 0 : await request.customerData.withdraw(rule.cfg.kind, resourceId(rule.cfg, request))
+      if (lease === null || lease === undefined || lease.ended) return
+      await (failed ? lease.release() : lease.commit())
+    }
+    ending().catch((err: unknown) => {
+      // A doomed lease's commit has erased what the request stored: the deletion won, as it should.
+      if (err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED) request.log.info('customer data: a deletion doomed a hijacked reply\'s label; what it stored was erased')
+      else request.log.warn({ err }, 'customer data: the label of a hijacked reply could not be finished')
+    })
+    done()
   })
 
   function storeFailureBody (reply: FastifyReply, err: unknown): string {

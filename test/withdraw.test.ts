@@ -2,7 +2,7 @@
 // label of its former owner, so that owner's deletion never erases the next owner's data.
 import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
-import customerData, { apiKeyInstances, memoryStore, sqliteStore, type LabelStore } from '../index.js'
+import customerData, { apiKeyInstances, memoryStore, sqliteStore, type ExportPage, type LabelStore } from '../index.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +36,17 @@ async function host (t: Test, store: LabelStore): Promise<{ app: FastifyInstance
     words.delete(word(request))
     return await reply.code(204).send()
   })
+  // Hijacked: the handler answers on reply.raw, so Fastify runs no onSend for these routes.
+  app.post('/hijacked/:word', { config: { customerData: { kind: 'word', id: word } } }, async (request, reply) => {
+    words.set(word(request), owner(request))
+    reply.hijack()
+    reply.raw.writeHead(201).end()
+  })
+  app.delete('/hijacked/:word', { config: { customerData: { kind: 'word', id: word, withdraw: true } } }, async (request, reply) => {
+    words.delete(word(request))
+    reply.hijack()
+    reply.raw.writeHead(204).end()
+  })
   // Imperative: the host deletes, then withdraws.
   app.delete('/imperative/:word', async (request, reply) => {
     words.delete(word(request))
@@ -45,6 +56,17 @@ async function host (t: Test, store: LabelStore): Promise<{ app: FastifyInstance
   await app.ready()
   t.teardown(() => app.close())
   return { app, words }
+}
+
+const committed = (page: ExportPage): boolean => page.items.length === 1 && page.items[0].state === 'committed'
+
+/** Polls until `check` holds; fails the test after 2 s. */
+async function until (check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 2000
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the label to be finished')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 async function deleteCustomer (app: FastifyInstance, id: string): Promise<{ status: string, erased: Record<string, number> }> {
@@ -71,6 +93,25 @@ test('deleted by the host (declarative and imperative), reused by another custom
       t.match(await deleteCustomer(app, 'y'), { status: 'completed', erased: { word: 1 } }, 'y\'s own deletion still erases it')
       t.notOk(words.has('hello'))
     }
+  }
+})
+
+test('hijacked replies (answered on reply.raw): the label is committed and the withdrawal done once the response is out', async (t) => {
+  for (const [name, make] of stores(t)) {
+    const { app, words } = await host(t, make())
+    t.equal((await app.inject({ method: 'POST', url: '/hijacked/hello', headers: as('x') })).statusCode, 201)
+    // The label is finished after the response: wait for it as a client cannot, by its export.
+    await until(async () => committed(await app.customerData.exportLabels('instance-1', 'x')))
+    t.equal((await app.inject({ method: 'DELETE', url: '/hijacked/hello', headers: as('x') })).statusCode, 204)
+    await until(async () => (await app.customerData.exportLabels('instance-1', 'x')).items.length === 0)
+    t.equal((await app.inject({ method: 'POST', url: '/words/hello', headers: as('y') })).statusCode, 201)
+    t.match(await deleteCustomer(app, 'x'), { status: 'completed', erased: {} }, `${name}: the hijacked delete withdrew x's label`)
+    t.equal(words.get('hello'), 'y', `${name}: y's word survives x's deletion`)
+    // A committed hijacked write is erased at once by its customer's deletion (no lease to wait out).
+    t.equal((await app.inject({ method: 'POST', url: '/hijacked/other', headers: as('z') })).statusCode, 201)
+    await until(async () => committed(await app.customerData.exportLabels('instance-1', 'z')))
+    t.match(await deleteCustomer(app, 'z'), { status: 'completed', erased: { word: 1 } }, `${name}: z's hijacked write is erased`)
+    t.notOk(words.has('other'))
   }
 })
 

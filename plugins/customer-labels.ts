@@ -146,6 +146,8 @@ const kRouteLease = Symbol('customerData.lease')
 const kRouteRule = Symbol('customerData.rule')
 /** The route's label or withdrawal was finished by onSend (a hijacked reply never runs it). */
 const kFinished = Symbol('customerData.finished')
+/** The route's preHandler ran: an earlier hook that answered means the handler never ran either. */
+const kReached = Symbol('customerData.reached')
 const DEFAULT_WAIT_MS = 5000
 export const DEFAULT_SQLITE_PATH = 'customer-data.db'
 const MAX_EXPORT_LIMIT = 1000
@@ -154,7 +156,7 @@ const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005])
 
 export const LABELS_OPTION_KEYS = ['store', 'instance', 'erasers', 'secret', 'waitMs', 'leaseMs', 'batchSize', 'reaperMs', 'eraserTimeoutMs', 'retryMinMs', 'retryMaxMs'] as const
 
-type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null, [kRouteRule]?: RouteRule | false | null, [kFinished]?: boolean }
+type WithState = FastifyRequest & { [kRequestData]?: RequestCustomerData, [kRouteLease]?: Lease | null, [kRouteRule]?: RouteRule | false | null, [kFinished]?: boolean, [kReached]?: boolean }
 
 /** What the hooks need of a route's config.customerData, checked once per route. */
 type RouteRule = { ok: true, cfg: RouteCustomerDataConfig } | { ok: false, error: Error }
@@ -208,6 +210,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   fastify.decorateRequest(kRouteLease, null)
   fastify.decorateRequest(kRouteRule, null)
   fastify.decorateRequest(kFinished, false)
+  fastify.decorateRequest(kReached, false)
 
   // Each route's config is checked once. Routes registered after this plugin are checked as they
   // are added (a bad one stops the app from starting); the hooks below check any other route on
@@ -270,6 +273,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
       return await sendWatsonError(reply, rule.error)
     }
     const { cfg } = rule
+    ;(request as WithState)[kReached] = true
     if (cfg.withdraw === true) return // withdrawn after the handler succeeds
     if (request.customerIds.length === 0 && cfg.replace !== true) return
     // Hooks run again when a handler calls reply.callNotFound(): the route's lease is already taken.
@@ -289,7 +293,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return payload
     ;(request as WithState)[kFinished] = true
-    const failed = reply.statusCode >= 400
+    const failed = failedRoute(request, reply)
     if (rule.cfg.withdraw === true) {
       if (failed) return payload
       try {
@@ -313,6 +317,16 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     }
   })
 
+  /**
+   * The route's work did not happen, or not as its config says: an error status; a reply answered
+   * before the route's preHandler ran (its handler never ran: nothing to withdraw); a handler that
+   * called reply.callNotFound(), whose answer, even a 2xx, is the 404 route's (the label is
+   * released, never committed, and nothing is withdrawn).
+   */
+  function failedRoute (request: WithState, reply: FastifyReply): boolean {
+    return reply.statusCode >= 400 || request[kReached] !== true || request.is404
+  }
+
   // A hijacked reply (the handler answers on reply.raw, e.g. a stream) runs no onSend: its label is
   // committed, or its resource withdrawn, once the response is out, so neither is left undone.
   fastify.addHook('onResponse', function finishHijacked (request, reply, done) {
@@ -320,7 +334,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (state[kFinished] || (request as { ws?: boolean }).ws === true) return done()
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return done()
-    const failed = reply.statusCode >= 400
+    const failed = failedRoute(request, reply)
     const lease = state[kRouteLease]
     const ending = async (): Promise<unknown> => {
       if (rule.cfg.withdraw === true) return failed ? 0 : await request.customerData.withdraw(rule.cfg.kind, resourceId(rule.cfg, request))
@@ -347,7 +361,20 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   // WebSocket routes (@fastify/websocket runs no onSend for them): the label is committed when the
   // session closes normally and released (kept, expired, for any deletion) when it fails or never opens.
   const upgrades = new WeakMap<object, Lease>()
+  // @fastify/websocket may be registered in any scope (each has its own server): the one that
+  // serves this request is watched from its first labeled upgrade, before the session opens.
+  const watched = new WeakSet<object>()
   function watchUpgrade (request: FastifyRequest, lease: Lease): void {
+    const wss = (request.server as unknown as { websocketServer?: WebSocketServerLike }).websocketServer
+    if (wss !== undefined && !watched.has(wss)) {
+      watched.add(wss)
+      wss.on('connection', (socket, raw) => {
+        const leaseOf = upgrades.get(raw)
+        if (leaseOf === undefined) return
+        upgrades.delete(raw)
+        socket.once('close', (code) => { endSession(leaseOf, NORMAL_CLOSE_CODES.has(code), fastify) })
+      })
+    }
     upgrades.set(request.raw, lease)
     request.raw.socket.once('close', () => {
       // The session's own close listener ran first when the upgrade completed.
@@ -361,18 +388,6 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
       request.log.warn({ err }, normal ? 'customer data: the WebSocket session\'s label could not be committed' : 'customer data: the WebSocket session\'s label could not be released')
     })
   }
-  let watching = false
-  fastify.addHook('onReady', async function watchWebSocketSessions () {
-    const wss = (this as unknown as { websocketServer?: WebSocketServerLike }).websocketServer
-    if (wss === undefined || watching) return
-    watching = true
-    wss.on('connection', (socket, raw) => {
-      const lease = upgrades.get(raw)
-      if (lease === undefined) return
-      upgrades.delete(raw)
-      socket.once('close', (code) => { endSession(lease, NORMAL_CLOSE_CODES.has(code), fastify) })
-    })
-  })
 }
 
 export const customerLabels = fp(plugin, {

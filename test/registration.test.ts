@@ -131,16 +131,26 @@ test("a host's own error reply on the user_data routes reaches the client unchan
   }
 })
 
-/** A WebSocket route labeled by config; the client closes with `code` after the server stored. */
-async function wsSession (t: Test, closeCode: number | 'terminate'): Promise<void> {
+/**
+ * A WebSocket route labeled by config; the client closes with `code` after the server stored.
+ * `inChild`: @fastify/websocket and the route live in an encapsulated plugin (their own server).
+ */
+async function wsSession (t: Test, closeCode: number | 'terminate', inChild = false): Promise<void> {
   const stored = new Set<string>()
   const app = Fastify()
   await app.register(customerData, options(stored, { leaseMs: 60_000 }))
-  await app.register(websocket)
-  app.get('/sessions/:word', { websocket: true, ...wordRoute }, (socket, request) => {
-    stored.add((request.params as { word: string }).word)
-    socket.send('stored')
-  })
+  const addRoute = (scope: FastifyInstance): void => {
+    scope.get('/sessions/:word', { websocket: true, ...wordRoute }, (socket, request) => {
+      stored.add((request.params as { word: string }).word)
+      socket.send('stored')
+    })
+  }
+  if (inChild) {
+    await app.register(async (child) => { await child.register(websocket); addRoute(child) })
+  } else {
+    await app.register(websocket)
+    addRoute(app)
+  }
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as { port: number }).port
@@ -150,6 +160,17 @@ async function wsSession (t: Test, closeCode: number | 'terminate'): Promise<voi
   if (closeCode === 'terminate') ws.terminate()
   else ws.close(closeCode)
   await closed
+  if (closeCode === 1000) {
+    // A normal close commits the label (released would also let a deletion finish, but a released
+    // label stays pending for good, out of reach of a later withdrawal).
+    const deadline = Date.now() + 2000
+    let state = ''
+    while (state !== 'committed' && Date.now() < deadline) {
+      state = (await app.customerData.exportLabels('instance-1', 'alice')).items[0]?.state ?? ''
+      if (state !== 'committed') await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    t.equal(state, 'committed', 'the normal close committed the label')
+  }
   // Waiting for the server to see the close: its label must no longer block a deletion.
   const del = await fetch(`http://127.0.0.1:${port}/v1/user_data?customer_id=alice`, { method: 'DELETE', headers: AUTH })
   const body = await del.json() as { status: string, erased: Record<string, number> }
@@ -160,6 +181,10 @@ async function wsSession (t: Test, closeCode: number | 'terminate'): Promise<voi
 
 test('a WebSocket route commits its label when the session ends normally', async (t) => {
   await wsSession(t, 1000)
+})
+
+test('a WebSocket route in an encapsulated plugin with its own @fastify/websocket commits on a normal close', async (t) => {
+  await wsSession(t, 1000, true)
 })
 
 test('a WebSocket route releases its label when the session fails, and a deletion still erases', async (t) => {

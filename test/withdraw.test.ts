@@ -115,6 +115,60 @@ test('hijacked replies (answered on reply.raw): the label is committed and the w
   }
 })
 
+test('a delete or replace that did not happen withdraws nothing: answered by an earlier hook, or by a 2xx not-found handler', async (t) => {
+  const words = new Map<string, string>()
+  const app = Fastify()
+  await app.register(customerData, {
+    store: memoryStore(),
+    instance: apiKeyInstances({ keys: { 'key-one': 'instance-1' } }),
+    erasers: { word: async (ids) => { for (const id of ids) words.delete(id) } },
+    waitMs: 2000
+  })
+  // A cache answers some requests before any handler runs, on reply or on reply.raw.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers['x-cached'] === 'reply') return await reply.code(204).send()
+    if (request.headers['x-cached'] === 'raw') {
+      reply.hijack()
+      reply.raw.writeHead(204).end()
+      return reply
+    }
+  })
+  // A single-page app answers unknown paths with its page, a 200.
+  app.setNotFoundHandler(async (request, reply) => await reply.code(200).send('<html></html>'))
+  app.post('/words/:word', { config: { customerData: { kind: 'word', id: word } } }, async (request, reply) => {
+    words.set(word(request), request.customerIds.join(','))
+    return await reply.code(201).send({})
+  })
+  const hidden = (request: FastifyRequest): boolean => request.headers['x-hidden'] === '1'
+  app.delete('/words/:word', { config: { customerData: { kind: 'word', id: word, withdraw: true } } }, async (request, reply) => {
+    if (hidden(request)) return reply.callNotFound() // not this caller's to delete: nothing is deleted
+    words.delete(word(request))
+    return await reply.code(204).send()
+  })
+  app.put('/words/:word', { config: { customerData: { kind: 'word', id: word, replace: true } } }, async (request, reply) => {
+    if (hidden(request)) return reply.callNotFound() // nothing is written
+    words.set(word(request), request.customerIds.join(','))
+    return await reply.code(201).send({})
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  t.equal((await app.inject({ method: 'POST', url: '/words/hello', headers: as('x') })).statusCode, 201)
+  const attempts: Array<[string, Record<string, string>]> = [
+    ['DELETE', { 'x-cached': 'reply' }], ['DELETE', { 'x-cached': 'raw' }], ['DELETE', { 'x-hidden': '1' }], ['PUT', { 'x-hidden': '1' }]
+  ]
+  for (const [method, extra] of attempts) {
+    const res = await app.inject({ method: method as 'DELETE' | 'PUT', url: '/words/hello', headers: { ...as('y'), ...extra } })
+    t.ok(res.statusCode < 300, `${method} ${JSON.stringify(extra)} answered ${res.statusCode}`)
+    await new Promise((resolve) => setTimeout(resolve, 20)) // a hijacked reply is finished after it is out
+    const labels = (await app.customerData.exportLabels('instance-1', 'x')).items
+    t.same(labels.map((l) => [l.id, l.state]), [['hello', 'committed']], `${method} ${JSON.stringify(extra)}: x's label is still there`)
+  }
+  t.match(await deleteCustomer(app, 'x'), { status: 'completed', erased: { word: 1 } }, 'x\'s deletion still erases x\'s word')
+  t.notOk(words.has('hello'))
+  const ys = (await app.customerData.exportLabels('instance-1', 'y')).items
+  t.same(ys.map((l) => [l.id, l.state]), [['hello', 'pending']], 'y\'s label for the replace that did not happen was released, never committed')
+})
+
 test('replaced by another customer, or by an unlabeled write: the old owner\'s deletion leaves it', async (t) => {
   for (const [name, make] of stores(t)) {
     for (const replacer of ['y', null]) {

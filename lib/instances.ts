@@ -25,7 +25,7 @@ export interface ApiKeyInstancesOptions {
 
 const MAX_CREDENTIAL = 4096
 
-/** SHA-256 of a key. The one-shot `crypto.hash` (Node ≥ 20.12) makes no Hash object: ~1 µs less per request. */
+/** SHA-256 of a key. The one-shot `crypto.hash` (Node ≥ 20.12) makes no Hash object (2.2 against 3.4–4.3 µs a key, in a loop here). */
 const hash: (key: string) => Buffer = typeof crypto.hash === 'function'
   ? (key) => crypto.hash('sha256', key, 'buffer')
   : (key) => crypto.createHash('sha256').update(key, 'utf8').digest()

@@ -10,6 +10,7 @@ import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
 import { checkKnownKeys, checkMilliseconds, FASTIFY_PLUGIN_KEYS, MAX_TIMER_MS } from '../lib/options.js'
+import { appRoot } from './app-root.js'
 import { RETRY_AFTER_SECONDS, sendStoreAware, sendWatsonError } from './watson-reply.js'
 import type { DeletionEventMap, DeletionEventName } from '../lib/deletion-events.js'
 import { deletionOverview, listDeletionOverviews, type DeletionOverview, type DeletionOverviewPage, type ListDeletionOverviewsOptions } from '../lib/deletion-overview.js'
@@ -201,16 +202,19 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   await engine.start()
   fastify.addHook('onClose', async () => { await engine.close() })
   fastify.decorate('customerData', api)
-  fastify.decorateRequest('customerData', {
+  // Hooks and request decorators serve every route of the app, wherever this plugin is registered
+  // (plugins/app-root.ts); app.customerData stays in the scope that registered it.
+  const app = appRoot(fastify)
+  app.decorateRequest('customerData', {
     getter (this: WithState) {
       this[kRequestData] ??= new RequestCustomerData(this, api)
       return this[kRequestData]
     }
   } as never)
-  fastify.decorateRequest(kRouteLease, null)
-  fastify.decorateRequest(kRouteRule, null)
-  fastify.decorateRequest(kFinished, false)
-  fastify.decorateRequest(kReached, false)
+  app.decorateRequest(kRouteLease, null)
+  app.decorateRequest(kRouteRule, null)
+  app.decorateRequest(kFinished, false)
+  app.decorateRequest(kReached, false)
 
   // Each route's config is checked once. Routes registered after this plugin are checked as they
   // are added (a bad one stops the app from starting); the hooks below check any other route on
@@ -238,12 +242,16 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (!engine.hasEraser(c.kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(c.kind)
     return c as RouteCustomerDataConfig
   }
-  fastify.addHook('onRoute', (route) => {
+  function checkAddedRoute (route: { config?: unknown, method: string | string[], url: string }): void {
     const cfg = (route.config as { customerData?: unknown } | undefined)?.customerData
     if (cfg === undefined) return
     const rule = ruleOf(cfg, route.method, route.url)
     if (!rule.ok) throw rule.error
-  })
+  }
+  // A context copies its parent's onRoute hooks when it is made: the scope that registered this
+  // plugin (and the contexts it makes later) only see a hook added to itself.
+  app.addHook('onRoute', checkAddedRoute)
+  if (app !== fastify) fastify.addHook('onRoute', checkAddedRoute)
 
   function routeRule (request: WithState): RouteRule | null {
     const known = request[kRouteRule]
@@ -265,7 +273,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
 
   // Global hooks (this plugin is not encapsulated): Fastify applies them to every route of the app,
   // whenever it was registered, which a route-level hook added in onRoute cannot promise.
-  fastify.addHook('preHandler', async function labelBeforeHandler (request, reply) {
+  app.addHook('preHandler', async function labelBeforeHandler (request, reply) {
     const rule = routeRule(request)
     if (rule === null) return
     if (!rule.ok) {
@@ -289,7 +297,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     }
   })
 
-  fastify.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
+  app.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return payload
     ;(request as WithState)[kFinished] = true
@@ -329,7 +337,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
 
   // A hijacked reply (the handler answers on reply.raw, e.g. a stream) runs no onSend: its label is
   // committed, or its resource withdrawn, once the response is out, so neither is left undone.
-  fastify.addHook('onResponse', function finishHijacked (request, reply, done) {
+  app.addHook('onResponse', function finishHijacked (request, reply, done) {
     const state = request as WithState
     if (state[kFinished] || (request as { ws?: boolean }).ws === true) return done()
     const rule = routeRule(request)

@@ -7,6 +7,7 @@ import { FST_CUSTOMER_DATA_METADATA_CONFLICT } from '../lib/errors.js'
 import { parseMetadataQuery } from '../lib/metadata.js'
 import { checkKnownKeys, checkMetadataOptions, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
 import { METADATA_OPTION_KEYS, type CustomerMetadataOptions } from './customer-metadata.js'
+import { appRoot } from './app-root.js'
 import { sendWatsonError } from './watson-reply.js'
 
 export type WebsocketMetadataOptions = CustomerMetadataOptions
@@ -27,7 +28,7 @@ const plugin: FastifyPluginCallback<WebsocketMetadataOptions> = (fastify, option
     return
   }
 
-  fastify.addHook('onRequest', function readWebsocketMetadata (request, reply, next) {
+  appRoot(fastify).addHook('onRequest', function readWebsocketMetadata (request, reply, next) {
     const upgrade = request.headers.upgrade
     if (typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') {
       next()

@@ -73,6 +73,60 @@ test('the route in an encapsulated plugin registered before ours', async (t) => 
   await assertLabeledAndErased(t, app, stored)
 })
 
+test('the plugin registered inside an encapsulated plugin still labels every route of the app', async (t) => {
+  // A common layout: the API (and this plugin) under a prefix plugin, other routes beside it.
+  const stored = new Set<string>()
+  const app = Fastify()
+  const wordAt = (scope: FastifyInstance, path: string): void => {
+    scope.put(`${path}/:word`, wordRoute, async (request, reply) => {
+      stored.add((request.params as { word: string }).word)
+      return await reply.code(201).send({})
+    })
+  }
+  wordAt(app, '/root-before')
+  app.register(async (sibling) => { wordAt(sibling, '/sibling-before') })
+  app.register(async (api) => {
+    await api.register(customerData, options(stored))
+    wordAt(api, '/inside')
+  }, { prefix: '/api' })
+  app.register(async (sibling) => { wordAt(sibling, '/sibling-after') })
+  wordAt(app, '/root-after')
+  await app.ready()
+  t.teardown(() => app.close())
+  const paths = ['/root-before', '/sibling-before', '/api/inside', '/sibling-after', '/root-after']
+  for (const [i, path] of paths.entries()) {
+    t.equal((await app.inject({ method: 'PUT', url: `${path}/w${i}`, headers: { ...AUTH, ...meta('alice') } })).statusCode, 201, path)
+  }
+  const exported = (await app.inject({ url: '/api/v1/user_data?customer_id=alice', headers: AUTH })).json()
+  t.equal(exported.resources.length, paths.length, 'every route labeled its word, inside the plugin\'s scope or not')
+  const del = (await app.inject({ method: 'DELETE', url: '/api/v1/user_data?customer_id=alice', headers: AUTH })).json()
+  t.match(del, { status: 'completed', erased: { word: paths.length } })
+  t.equal(stored.size, 0, 'and the deletion erased them all')
+})
+
+test('inside an encapsulated plugin, a bad route config added after it still stops the app at startup', async (t) => {
+  const app = Fastify()
+  let refused: unknown = null
+  app.register(async (api) => {
+    await api.register(customerData, options(new Set()))
+    try {
+      api.put('/a', { config: { customerData: { kind: 'grammar', id: () => 'x' } } }, async () => ({}))
+    } catch (err) {
+      refused = err
+    }
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  t.type(refused, errors.FST_CUSTOMER_DATA_NO_ERASER)
+})
+
+test('registered twice in one app: refused at startup, saying why', async (t) => {
+  const app = Fastify()
+  app.register(customerData, options(new Set()))
+  app.register(async (api) => { await api.register(customerData, options(new Set())) })
+  await t.rejects(app.ready(), { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /registered twice in this app/ })
+})
+
 test('a bad route config: refused at startup when seen, a Watson 500 naming the route otherwise, never unlabeled', async (t) => {
   const after = Fastify()
   await after.register(customerData, options(new Set()))

@@ -10,7 +10,7 @@ import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
 import { checkKnownKeys, checkMilliseconds, FASTIFY_PLUGIN_KEYS, MAX_TIMER_MS } from '../lib/options.js'
-import { appRoot } from './app-root.js'
+import { guardRoutesOutside } from './route-scope.js'
 import { RETRY_AFTER_SECONDS, sendStoreAware, sendWatsonError } from './watson-reply.js'
 import type { DeletionEventMap, DeletionEventName } from '../lib/deletion-events.js'
 import { deletionOverview, listDeletionOverviews, type DeletionOverview, type DeletionOverviewPage, type ListDeletionOverviewsOptions } from '../lib/deletion-overview.js'
@@ -202,19 +202,16 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
   await engine.start()
   fastify.addHook('onClose', async () => { await engine.close() })
   fastify.decorate('customerData', api)
-  // Hooks and request decorators serve every route of the app, wherever this plugin is registered
-  // (plugins/app-root.ts); app.customerData stays in the scope that registered it.
-  const app = appRoot(fastify)
-  app.decorateRequest('customerData', {
+  fastify.decorateRequest('customerData', {
     getter (this: WithState) {
       this[kRequestData] ??= new RequestCustomerData(this, api)
       return this[kRequestData]
     }
   } as never)
-  app.decorateRequest(kRouteLease, null)
-  app.decorateRequest(kRouteRule, null)
-  app.decorateRequest(kFinished, false)
-  app.decorateRequest(kReached, false)
+  fastify.decorateRequest(kRouteLease, null)
+  fastify.decorateRequest(kRouteRule, null)
+  fastify.decorateRequest(kFinished, false)
+  fastify.decorateRequest(kReached, false)
 
   // Each route's config is checked once. Routes registered after this plugin are checked as they
   // are added (a bad one stops the app from starting); the hooks below check any other route on
@@ -242,16 +239,14 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (!engine.hasEraser(c.kind)) throw new FST_CUSTOMER_DATA_NO_ERASER(c.kind)
     return c as RouteCustomerDataConfig
   }
-  function checkAddedRoute (route: { config?: unknown, method: string | string[], url: string }): void {
+  fastify.addHook('onRoute', (route) => {
     const cfg = (route.config as { customerData?: unknown } | undefined)?.customerData
     if (cfg === undefined) return
     const rule = ruleOf(cfg, route.method, route.url)
     if (!rule.ok) throw rule.error
-  }
-  // A context copies its parent's onRoute hooks when it is made: the scope that registered this
-  // plugin (and the contexts it makes later) only see a hook added to itself.
-  app.addHook('onRoute', checkAddedRoute)
-  if (app !== fastify) fastify.addHook('onRoute', checkAddedRoute)
+  })
+  // Labeled routes this scope cannot see are refused, not left unlabeled.
+  guardRoutesOutside(fastify)
 
   function routeRule (request: WithState): RouteRule | null {
     const known = request[kRouteRule]
@@ -273,7 +268,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
 
   // Global hooks (this plugin is not encapsulated): Fastify applies them to every route of the app,
   // whenever it was registered, which a route-level hook added in onRoute cannot promise.
-  app.addHook('preHandler', async function labelBeforeHandler (request, reply) {
+  fastify.addHook('preHandler', async function labelBeforeHandler (request, reply) {
     const rule = routeRule(request)
     if (rule === null) return
     if (!rule.ok) {
@@ -297,7 +292,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     }
   })
 
-  app.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
+  fastify.addHook('onSend', async function finishAfterHandler (request, reply, payload) {
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return payload
     ;(request as WithState)[kFinished] = true
@@ -337,7 +332,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
 
   // A hijacked reply (the handler answers on reply.raw, e.g. a stream) runs no onSend: its label is
   // committed, or its resource withdrawn, once the response is out, so neither is left undone.
-  app.addHook('onResponse', function finishHijacked (request, reply, done) {
+  fastify.addHook('onResponse', function finishHijacked (request, reply, done) {
     const state = request as WithState
     if (state[kFinished] || (request as { ws?: boolean }).ws === true) return done()
     const rule = routeRule(request)

@@ -6,7 +6,6 @@ import { FST_CUSTOMER_DATA_INVALID_OPTION } from '../lib/errors.js'
 import { logRedactor, redactPinoLogger, REDACTED_HEADERS, REDACTED_PARAMETERS } from '../lib/log-redaction.js'
 import { EMPTY_IDS, parseMetadataHeader, parseMetadataLines, type MetadataLimits } from '../lib/metadata.js'
 import { checkKnownKeys, checkMetadataOptions, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
-import { appRoot } from './app-root.js'
 import { sendWatsonError } from './watson-reply.js'
 
 declare module 'fastify' {
@@ -64,14 +63,8 @@ const plugin: FastifyPluginCallback<CustomerMetadataOptions> = (fastify, options
   const { headerName } = opts
   const parseOptions = { source: `${headerName} header`, maxIdLength: opts.maxIdLength, maxIds: opts.maxIds }
 
-  // Every route of the app, wherever this plugin is registered (plugins/app-root.ts).
-  const app = appRoot(fastify)
-  if (app.hasRequestDecorator('customerIds')) {
-    done(new FST_CUSTOMER_DATA_INVALID_OPTION('fastify-customer-data is registered twice in this app: it serves every route of the app from wherever it is registered, so register it once'))
-    return
-  }
-  app.decorateRequest('customerIds', null as unknown as readonly string[]) // set by the hook below
-  app.addHook('onRequest', function readCustomerMetadata (request, reply, next) {
+  fastify.decorateRequest('customerIds', null as unknown as readonly string[]) // set by the hook below
+  fastify.addHook('onRequest', function readCustomerMetadata (request, reply, next) {
     const raw = request.headers[headerName]
     if (raw === undefined) {
       request.customerIds = EMPTY_IDS

@@ -7,7 +7,6 @@ import { FST_CUSTOMER_DATA_METADATA_CONFLICT } from '../lib/errors.js'
 import { parseMetadataQuery } from '../lib/metadata.js'
 import { checkKnownKeys, checkMetadataOptions, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
 import { METADATA_OPTION_KEYS, type CustomerMetadataOptions } from './customer-metadata.js'
-import { appRoot } from './app-root.js'
 import { sendWatsonError } from './watson-reply.js'
 
 export type WebsocketMetadataOptions = CustomerMetadataOptions
@@ -28,7 +27,7 @@ const plugin: FastifyPluginCallback<WebsocketMetadataOptions> = (fastify, option
     return
   }
 
-  appRoot(fastify).addHook('onRequest', function readWebsocketMetadata (request, reply, next) {
+  fastify.addHook('onRequest', function readWebsocketMetadata (request, reply, next) {
     const upgrade = request.headers.upgrade
     if (typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') {
       next()

@@ -73,35 +73,51 @@ test('the route in an encapsulated plugin registered before ours', async (t) => 
   await assertLabeledAndErased(t, app, stored)
 })
 
-test('the plugin registered inside an encapsulated plugin still labels every route of the app', async (t) => {
+/** A word route at `path` in `scope` that records what its handler stored. */
+function wordAt (scope: FastifyInstance, path: string, stored: Set<string>): void {
+  scope.put(`${path}/:word`, wordRoute, async (request, reply) => {
+    stored.add((request.params as { word: string }).word)
+    return await reply.code(201).send({})
+  })
+}
+
+test('registered inside an encapsulated plugin: its routes are labeled, a labeled route it cannot see is refused, never unlabeled', async (t) => {
   // A common layout: the API (and this plugin) under a prefix plugin, other routes beside it.
   const stored = new Set<string>()
   const app = Fastify()
-  const wordAt = (scope: FastifyInstance, path: string): void => {
-    scope.put(`${path}/:word`, wordRoute, async (request, reply) => {
-      stored.add((request.params as { word: string }).word)
-      return await reply.code(201).send({})
-    })
-  }
-  wordAt(app, '/root-before')
-  app.register(async (sibling) => { wordAt(sibling, '/sibling-before') })
+  wordAt(app, '/root-before', stored)
+  app.register(async (sibling) => { wordAt(sibling, '/sibling-before', stored) })
   app.register(async (api) => {
     await api.register(customerData, options(stored))
-    wordAt(api, '/inside')
+    wordAt(api, '/inside', stored)
+    api.register(async (nested) => { wordAt(nested, '/nested', stored) })
   }, { prefix: '/api' })
-  app.register(async (sibling) => { wordAt(sibling, '/sibling-after') })
-  wordAt(app, '/root-after')
+  app.get('/health', async () => ({ ok: true }))
   await app.ready()
   t.teardown(() => app.close())
-  const paths = ['/root-before', '/sibling-before', '/api/inside', '/sibling-after', '/root-after']
-  for (const [i, path] of paths.entries()) {
-    t.equal((await app.inject({ method: 'PUT', url: `${path}/w${i}`, headers: { ...AUTH, ...meta('alice') } })).statusCode, 201, path)
+  for (const path of ['/root-before', '/sibling-before']) {
+    const res = await app.inject({ method: 'PUT', url: `${path}/w`, headers: { ...AUTH, ...meta('alice') } })
+    t.equal(res.statusCode, 500, path)
+    t.match(res.json(), { code: 500, error: new RegExp(`route PUT ${path}/:word has config.customerData, but fastify-customer-data is registered in an encapsulated plugin that does not contain it`) })
   }
-  const exported = (await app.inject({ url: '/api/v1/user_data?customer_id=alice', headers: AUTH })).json()
-  t.equal(exported.resources.length, paths.length, 'every route labeled its word, inside the plugin\'s scope or not')
+  t.same([...stored], [], 'no handler ran, so nothing was stored unlabeled')
+  t.equal((await app.inject({ url: '/health', headers: { 'x-watson-metadata': 'not the grammar' } })).statusCode, 200, 'routes outside the scope keep Fastify\'s encapsulation')
+  for (const path of ['/api/inside', '/api/nested']) {
+    t.equal((await app.inject({ method: 'PUT', url: `${path}/${path.slice(5)}`, headers: { ...AUTH, ...meta('alice') } })).statusCode, 201, path)
+  }
   const del = (await app.inject({ method: 'DELETE', url: '/api/v1/user_data?customer_id=alice', headers: AUTH })).json()
-  t.match(del, { status: 'completed', erased: { word: paths.length } })
-  t.equal(stored.size, 0, 'and the deletion erased them all')
+  t.match(del, { status: 'completed', erased: { word: 2 } })
+  t.same([...stored], [], 'the scope\'s routes were labeled and erased')
+
+  // Added after the plugin, outside its scope: the app does not start.
+  const late = Fastify()
+  await late.register(async (api) => { await api.register(customerData, options(new Set())) }, { prefix: '/api' })
+  t.throws(() => { wordAt(late, '/late', new Set()) }, { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /route PUT \/late\/:word has config.customerData/ }, 'added after, at the root')
+  await late.close()
+  const sibling = Fastify()
+  sibling.register(async (api) => { await api.register(customerData, options(new Set())) }, { prefix: '/api' })
+  sibling.register(async (other) => { wordAt(other, '/late', new Set()) })
+  await t.rejects(async () => { await sibling.ready() }, { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /route PUT \/late\/:word has config.customerData/ }, 'added after, in a sibling plugin')
 })
 
 test('inside an encapsulated plugin, a bad route config added after it still stops the app at startup', async (t) => {
@@ -120,11 +136,25 @@ test('inside an encapsulated plugin, a bad route config added after it still sto
   t.type(refused, errors.FST_CUSTOMER_DATA_NO_ERASER)
 })
 
-test('registered twice in one app: refused at startup, saying why', async (t) => {
+test('two registrations in sibling plugins (two services under two prefixes) each label their own routes', async (t) => {
+  const stored = new Set<string>()
   const app = Fastify()
-  app.register(customerData, options(new Set()))
-  app.register(async (api) => { await api.register(customerData, options(new Set())) })
-  await t.rejects(app.ready(), { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /registered twice in this app/ })
+  for (const prefix of ['/v1', '/v2']) {
+    app.register(async (service) => {
+      await service.register(customerData, options(stored, { routePrefix: '/svc' }))
+      wordAt(service, '/words', stored)
+    }, { prefix })
+  }
+  await app.ready()
+  t.teardown(() => app.close())
+  for (const prefix of ['/v1', '/v2']) {
+    t.equal((await app.inject({ method: 'PUT', url: `${prefix}/words/${prefix.slice(1)}`, headers: { ...AUTH, ...meta('alice') } })).statusCode, 201)
+  }
+  for (const prefix of ['/v1', '/v2']) {
+    const del = (await app.inject({ method: 'DELETE', url: `${prefix}/svc/v1/user_data?customer_id=alice`, headers: AUTH })).json()
+    t.match(del, { status: 'completed', erased: { word: 1 } }, `${prefix}: its own store's label`)
+  }
+  t.same([...stored], [])
 })
 
 test('a bad route config: refused at startup when seen, a Watson 500 naming the route otherwise, never unlabeled', async (t) => {

@@ -6,6 +6,7 @@ import { FST_CUSTOMER_DATA_INVALID_OPTION } from '../lib/errors.js'
 import { logRedactor, redactPinoLogger, REDACTED_HEADERS, REDACTED_PARAMETERS } from '../lib/log-redaction.js'
 import { EMPTY_IDS, parseMetadataHeader, parseMetadataLines, type MetadataLimits } from '../lib/metadata.js'
 import { checkKnownKeys, checkMetadataOptions, FASTIFY_PLUGIN_KEYS } from '../lib/options.js'
+import { REGISTERED_TWICE } from './route-scope.js'
 import { sendWatsonError } from './watson-reply.js'
 
 declare module 'fastify' {
@@ -63,6 +64,10 @@ const plugin: FastifyPluginCallback<CustomerMetadataOptions> = (fastify, options
   const { headerName } = opts
   const parseOptions = { source: `${headerName} header`, maxIdLength: opts.maxIdLength, maxIds: opts.maxIds }
 
+  if (fastify.hasRequestDecorator('customerIds')) {
+    done(new FST_CUSTOMER_DATA_INVALID_OPTION(REGISTERED_TWICE))
+    return
+  }
   fastify.decorateRequest('customerIds', null as unknown as readonly string[]) // set by the hook below
   fastify.addHook('onRequest', function readCustomerMetadata (request, reply, next) {
     const raw = request.headers[headerName]

@@ -25,15 +25,33 @@ function rootOf (instance: object): FastifyInstance {
 interface AppScopes { served: Set<object>, within: WeakMap<object, boolean> }
 const appsByRoot = new WeakMap<object, AppScopes>()
 
+/** Why a second registration is refused (customerMetadata finds it first, customerLabels otherwise). */
+export const REGISTERED_TWICE = 'fastify-customer-data is registered twice where one registration contains the other: register it once per scope (two sibling plugins may each register it)'
+
 function outOfScope (route: string): Error {
   return new FST_CUSTOMER_DATA_INVALID_OPTION(`route ${route} has config.customerData, but fastify-customer-data is registered in an encapsulated plugin that does not contain it, so nothing would label it: register the plugin at the app's root (routePrefix sets where its own routes go) or in a plugin that contains this route`)
 }
 
-/** Records `scope` as served by the plugin; the first one of an app installs the app's guard. */
+/** True when one of the two contexts is the other or contains it. */
+function overlap (a: object, b: object): boolean {
+  for (let at: object | null = a; at !== null; at = parentOf(at)) if (at === b) return true
+  for (let at: object | null = b; at !== null; at = parentOf(at)) if (at === a) return true
+  return false
+}
+
+/**
+ * Records `scope` as served by the plugin; the first one of an app installs the app's guard.
+ * Throws when the scope overlaps one already served: two registrations would both label its routes.
+ */
 export function guardRoutesOutside (scope: FastifyInstance): void {
   const root = rootOf(scope)
   const known = appsByRoot.get(root)
   if (known !== undefined) {
+    for (const other of known.served) {
+      if (overlap(scope, other)) {
+        throw new FST_CUSTOMER_DATA_INVALID_OPTION(REGISTERED_TWICE)
+      }
+    }
     known.served.add(scope)
     known.within = new WeakMap() // what was found before may have changed
     return
@@ -51,8 +69,16 @@ export function guardRoutesOutside (scope: FastifyInstance): void {
   }
   const configOf = (config: unknown): unknown => (config as { customerData?: unknown } | undefined)?.customerData
   if (scope === root) return // the root serves every route
-  root.addHook('onRoute', function checkScope (this: FastifyInstance, route) {
-    if (configOf(route.config) !== undefined && !isServed(this)) throw outOfScope(`${String(route.method)} ${route.url}`)
+  // Routes the root is shown as they are added are judged once every registration is known: a
+  // later sibling may register the plugin after declaring its routes.
+  const seen: Array<{ context: object, route: string }> = []
+  root.addHook('onRoute', function noteLabeledRoute (this: FastifyInstance, route) {
+    if (configOf(route.config) !== undefined) seen.push({ context: this, route: `${String(route.method)} ${route.url}` })
+  })
+  root.addHook('onReady', async function refuseOutOfScopeRoutes () {
+    const outside = seen.find(({ context }) => !isServed(context))
+    seen.length = 0
+    if (outside !== undefined) throw outOfScope(outside.route)
   })
   root.addHook('preHandler', function refuseOutOfScope (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     if (isServed(request.server)) return done()

@@ -112,8 +112,8 @@ test('registered inside an encapsulated plugin: its routes are labeled, a labele
   // Added after the plugin, outside its scope: the app does not start.
   const late = Fastify()
   await late.register(async (api) => { await api.register(customerData, options(new Set())) }, { prefix: '/api' })
-  t.throws(() => { wordAt(late, '/late', new Set()) }, { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /route PUT \/late\/:word has config.customerData/ }, 'added after, at the root')
-  await late.close()
+  wordAt(late, '/late', new Set())
+  await t.rejects(async () => { await late.ready() }, { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /route PUT \/late\/:word has config.customerData/ }, 'added after, at the root')
   const sibling = Fastify()
   sibling.register(async (api) => { await api.register(customerData, options(new Set())) }, { prefix: '/api' })
   sibling.register(async (other) => { wordAt(other, '/late', new Set()) })
@@ -141,7 +141,8 @@ test('two registrations in sibling plugins (two services under two prefixes) eac
   const app = Fastify()
   for (const prefix of ['/v1', '/v2']) {
     app.register(async (service) => {
-      await service.register(customerData, options(stored, { routePrefix: '/svc' }))
+      // Not awaited: the route is declared before the plugin has loaded.
+      service.register(customerData, options(stored, { routePrefix: '/svc' }))
       wordAt(service, '/words', stored)
     }, { prefix })
   }
@@ -155,6 +156,17 @@ test('two registrations in sibling plugins (two services under two prefixes) eac
     t.match(del, { status: 'completed', erased: { word: 1 } }, `${prefix}: its own store's label`)
   }
   t.same([...stored], [])
+})
+
+test('registered twice where one registration contains the other: refused at startup, saying why', async (t) => {
+  for (const rootFirst of [true, false]) {
+    const app = Fastify()
+    const atRoot = (): void => { app.register(customerData, options(new Set())) }
+    if (rootFirst) atRoot()
+    app.register(async (api) => { await api.register(customerData, options(new Set())) })
+    if (!rootFirst) atRoot()
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_CUSTOMER_DATA_INVALID_OPTION', message: /registered twice where one registration contains the other/ }, rootFirst ? 'root, then a child' : 'a child, then the root')
+  }
 })
 
 test('a bad route config: refused at startup when seen, a Watson 500 naming the route otherwise, never unlabeled', async (t) => {

@@ -2,8 +2,8 @@
 // inside an encapsulated plugin (one that adds a prefix, say), customerLabels' hooks reach that
 // plugin's routes only, as Fastify's encapsulation says. A route elsewhere with config.customerData
 // would then store its data unlabeled, without a word. So every app with the plugin gets one guard
-// on its root: such a route stops the app at startup when it is added after the plugin, and
-// otherwise answers a 500 naming it, before its handler runs. Scopes are found by walking
+// on its root: such a route stops the app at ready() when the root was shown it as it was added,
+// and otherwise answers a 500 naming it, before its handler runs. Scopes are found by walking
 // prototypes: Fastify makes each encapsulated context with Object.create(parent).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { FST_CUSTOMER_DATA_INVALID_OPTION } from '../lib/errors.js'

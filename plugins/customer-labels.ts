@@ -10,7 +10,7 @@ import type { Lease } from '../lib/lease.js'
 import type { DeletionRecord, ExportPage, LabelStore } from '../lib/store.js'
 import { sqliteStore } from '../lib/stores/sqlite.js'
 import { checkKnownKeys, checkMilliseconds, FASTIFY_PLUGIN_KEYS, MAX_TIMER_MS } from '../lib/options.js'
-import { guardRoutesOutside } from './route-scope.js'
+import { customerDataOf, guardRoutesOutside } from './route-scope.js'
 import { RETRY_AFTER_SECONDS, sendStoreAware, sendWatsonError } from './watson-reply.js'
 import type { DeletionEventMap, DeletionEventName } from '../lib/deletion-events.js'
 import { deletionOverview, listDeletionOverviews, type DeletionOverview, type DeletionOverviewPage, type ListDeletionOverviewsOptions } from '../lib/deletion-overview.js'
@@ -240,7 +240,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     return c as RouteCustomerDataConfig
   }
   fastify.addHook('onRoute', (route) => {
-    const cfg = (route.config as { customerData?: unknown } | undefined)?.customerData
+    const cfg = customerDataOf(route.config)
     if (cfg === undefined) return
     const rule = ruleOf(cfg, route.method, route.url)
     if (!rule.ok) throw rule.error
@@ -252,7 +252,7 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     const known = request[kRouteRule]
     if (known !== null && known !== undefined) return known === false ? null : known
     const { config, url } = request.routeOptions
-    const cfg = (config as { customerData?: unknown } | undefined)?.customerData
+    const cfg = customerDataOf(config)
     const rule = cfg === undefined ? null : ruleOf(cfg, request.method, url ?? request.url)
     request[kRouteRule] = rule ?? false
     return rule
@@ -297,23 +297,12 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     if (rule === null || !rule.ok) return payload
     ;(request as WithState)[kFinished] = true
     const failed = failedRoute(request, reply)
-    if (rule.cfg.withdraw === true) {
-      if (failed) return payload
-      try {
-        await request.customerData.withdraw(rule.cfg.kind, resourceId(rule.cfg, request))
-        return payload
-      } catch (err) {
-        return storeFailureBody(reply, err)
-      }
-    }
-    const lease = (request as WithState)[kRouteLease]
-    if (lease === null || lease === undefined || lease.ended) return payload
     if (failed) {
-      await lease.release()
+      await finishRoute(request, rule.cfg, true)
       return payload
     }
     try {
-      await lease.commit()
+      await finishRoute(request, rule.cfg, false)
       return payload
     } catch (err) {
       return storeFailureBody(reply, err)
@@ -330,21 +319,24 @@ const plugin: FastifyPluginAsync<CustomerLabelsOptions> = async (fastify, option
     return reply.statusCode >= 400 || request[kReached] !== true || request.is404
   }
 
+  /** Ends the route's work once it answered: withdraws after a success, or commits (releases after a failure) its label. */
+  async function finishRoute (request: WithState, cfg: RouteCustomerDataConfig, failed: boolean): Promise<void> {
+    if (cfg.withdraw === true) {
+      if (!failed) await request.customerData.withdraw(cfg.kind, resourceId(cfg, request))
+      return
+    }
+    const lease = request[kRouteLease]
+    if (lease === null || lease === undefined || lease.ended) return
+    await (failed ? lease.release() : lease.commit())
+  }
+
   // A hijacked reply (the handler answers on reply.raw, e.g. a stream) runs no onSend: its label is
   // committed, or its resource withdrawn, once the response is out, so neither is left undone.
   fastify.addHook('onResponse', function finishHijacked (request, reply, done) {
-    const state = request as WithState
-    if (state[kFinished] || (request as { ws?: boolean }).ws === true) return done()
+    if ((request as WithState)[kFinished] === true || (request as { ws?: boolean }).ws === true) return done()
     const rule = routeRule(request)
     if (rule === null || !rule.ok) return done()
-    const failed = failedRoute(request, reply)
-    const lease = state[kRouteLease]
-    const ending = async (): Promise<unknown> => {
-      if (rule.cfg.withdraw === true) return failed ? 0 : await request.customerData.withdraw(rule.cfg.kind, resourceId(rule.cfg, request))
-      if (lease === null || lease === undefined || lease.ended) return
-      await (failed ? lease.release() : lease.commit())
-    }
-    ending().catch((err: unknown) => {
+    finishRoute(request, rule.cfg, failedRoute(request, reply)).catch((err: unknown) => {
       // A doomed lease's commit has erased what the request stored: the deletion won, as it should.
       if (err instanceof FST_CUSTOMER_DATA_LEASE_DOOMED) request.log.info('customer data: a deletion doomed a hijacked reply\'s label; what it stored was erased')
       else request.log.warn({ err }, 'customer data: the label of a hijacked reply could not be finished')

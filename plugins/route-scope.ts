@@ -32,11 +32,15 @@ function outOfScope (route: string): Error {
   return new FST_CUSTOMER_DATA_INVALID_OPTION(`route ${route} has config.customerData, but fastify-customer-data is registered in an encapsulated plugin that does not contain it, so nothing would label it: register the plugin at the app's root (routePrefix sets where its own routes go) or in a plugin that contains this route`)
 }
 
-/** True when one of the two contexts is the other or contains it. */
-function overlap (a: object, b: object): boolean {
-  for (let at: object | null = a; at !== null; at = parentOf(at)) if (at === b) return true
-  for (let at: object | null = b; at !== null; at = parentOf(at)) if (at === a) return true
+/** True when `outer` is `inner` or one of the contexts `inner` was made from. */
+function contains (outer: object, inner: object): boolean {
+  for (let at: object | null = inner; at !== null; at = parentOf(at)) if (at === outer) return true
   return false
+}
+
+/** A route config's `customerData`, or undefined (the one place the hooks read it from a config). */
+export function customerDataOf (config: unknown): unknown {
+  return (config as { customerData?: unknown } | undefined)?.customerData
 }
 
 /**
@@ -48,7 +52,7 @@ export function guardRoutesOutside (scope: FastifyInstance): void {
   const known = appsByRoot.get(root)
   if (known !== undefined) {
     for (const other of known.served) {
-      if (overlap(scope, other)) {
+      if (contains(scope, other) || contains(other, scope)) {
         throw new FST_CUSTOMER_DATA_INVALID_OPTION(REGISTERED_TWICE)
       }
     }
@@ -61,19 +65,17 @@ export function guardRoutesOutside (scope: FastifyInstance): void {
   function isServed (instance: object): boolean {
     let found = app.within.get(instance)
     if (found === undefined) {
-      found = false
-      for (let at: object | null = instance; at !== null && !found; at = parentOf(at)) found = app.served.has(at)
+      found = [...app.served].some((scope) => contains(scope, instance))
       app.within.set(instance, found)
     }
     return found
   }
-  const configOf = (config: unknown): unknown => (config as { customerData?: unknown } | undefined)?.customerData
   if (scope === root) return // the root serves every route
   // Routes the root is shown as they are added are judged once every registration is known: a
   // later sibling may register the plugin after declaring its routes.
   const seen: Array<{ context: object, route: string }> = []
   root.addHook('onRoute', function noteLabeledRoute (this: FastifyInstance, route) {
-    if (configOf(route.config) !== undefined) seen.push({ context: this, route: `${String(route.method)} ${route.url}` })
+    if (customerDataOf(route.config) !== undefined) seen.push({ context: this, route: `${String(route.method)} ${route.url}` })
   })
   root.addHook('onReady', async function refuseOutOfScopeRoutes () {
     const outside = seen.find(({ context }) => !isServed(context))
@@ -83,7 +85,7 @@ export function guardRoutesOutside (scope: FastifyInstance): void {
   root.addHook('preHandler', function refuseOutOfScope (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     if (isServed(request.server)) return done()
     const { config, url } = request.routeOptions
-    if (configOf(config) === undefined) return done()
+    if (customerDataOf(config) === undefined) return done()
     request.log.error('route has config.customerData outside the scope fastify-customer-data is registered in')
     sendWatsonError(reply, outOfScope(`${request.method} ${url ?? request.url}`))
   })
